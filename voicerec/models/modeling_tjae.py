@@ -84,6 +84,49 @@ class TJAEModel(TJAEPreTrainedModel):
         mean, std = masked_mean_std(logmel, mask)
         return ((logmel - mean) / std) * mask[:, None, :], mask
 
+    @staticmethod
+    def replace_latent(z: torch.Tensor, mask: torch.Tensor, latent_mode: str | None) -> torch.Tensor:
+        """The latent the decoder sees: the true one, zeros, or its valid frames shuffled in time.
+
+        Shuffling keeps the latent's per-clip statistics (and so the embedding) but destroys which frame
+        says what; if reconstruction survives that, the decoder is reading the time jumps, not the latent.
+        """
+        if latent_mode is None:
+            return z
+        if latent_mode == "zero":
+            return torch.zeros_like(z)
+        if latent_mode == "shuffle":
+            shuffled = z.clone()
+            for b in range(z.shape[0]):
+                frames = mask[b].nonzero().squeeze(-1)
+                order = frames[torch.randperm(len(frames), device=z.device)]
+                shuffled[b, :, frames] = z[b, :, order]
+            return shuffled
+        raise ValueError(f"latent_mode must be None, 'zero' or 'shuffle', got {latent_mode!r}")
+
+    def autoencode(
+        self, x: torch.Tensor, mask: torch.Tensor, latent_mode: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised log-mel (batch, n_mels, frames) -> (latent, reconstruction), both (batch, channels, frames)."""
+        valid = mask[:, None, :].to(x.dtype)  # padded frames stay zero (matters for non-causal layers)
+        h = self.encoder_in(x) * valid
+        skips = []
+        for layer in self.encoder:
+            h = layer(h) * valid
+            skips.append(h)
+        z = self.to_latent(h) * valid
+        d = self.from_latent(self.replace_latent(z, mask, latent_mode)) * valid
+        for i, layer in enumerate(self.decoder):
+            if self.config.time_jumps:
+                jump = self.jumps[i](skips[-1 - i])
+                if self.training and self.config.jump_dropout > 0:
+                    # whole jumps vanish per clip and layer, so the decoder cannot rely on them alone
+                    kept = torch.rand(jump.shape[0], 1, 1, device=jump.device) >= self.config.jump_dropout
+                    jump = jump * kept.to(jump.dtype)
+                d = d + jump
+            d = layer(d) * valid
+        return z, self.decoder_out(d)
+
     def forward(
         self,
         input_values: torch.Tensor,
@@ -94,36 +137,11 @@ class TJAEModel(TJAEPreTrainedModel):
     ) -> TJAEOutput | tuple:
         """`latent_mode` ("zero" or "shuffle") replaces the latent before decoding, to show that it matters."""
         x, mask = self.normalized_logmel(input_values, attention_mask)
-        keep = mask[:, None, :].to(x.dtype)  # padded frames stay zero (matters for non-causal layers)
-        h = self.encoder_in(x) * keep
-        skips = []
-        for layer in self.encoder:
-            h = layer(h) * keep
-            skips.append(h)
-        z = self.to_latent(h) * keep
+        z, recon = self.autoencode(x, mask, latent_mode)
         mean, std = masked_mean_std(z, mask)
         embeddings = F.normalize(torch.cat([mean.squeeze(-1), std.squeeze(-1)], dim=-1), dim=-1)
-
-        z_dec = z
-        if latent_mode == "zero":
-            z_dec = torch.zeros_like(z)
-        elif latent_mode == "shuffle":
-            z_dec = z[..., torch.randperm(z.shape[-1], device=z.device)]
-        elif latent_mode is not None:
-            raise ValueError(f"latent_mode must be None, 'zero' or 'shuffle', got {latent_mode!r}")
-        d = self.from_latent(z_dec)
-        for i, layer in enumerate(self.decoder):
-            if self.config.time_jumps:
-                jump = self.jumps[i](skips[-1 - i])
-                if self.training and self.config.jump_dropout > 0:
-                    keep = torch.rand(jump.shape[0], 1, 1, device=jump.device) >= self.config.jump_dropout
-                    jump = jump * keep.to(jump.dtype)
-                d = d + jump
-            d = layer(d)
-        recon = self.decoder_out(d)
-
-        m = mask[:, None, :].to(x.dtype)
-        loss = ((recon - x).square() * m).sum() / (m.sum() * x.shape[1]).clamp_min(1.0)
+        valid = mask[:, None, :].to(x.dtype)
+        loss = ((recon - x).square() * valid).sum() / (valid.sum() * x.shape[1]).clamp_min(1.0)
         out = TJAEOutput(
             loss=loss,
             embeddings=embeddings,

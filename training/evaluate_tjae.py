@@ -1,0 +1,199 @@
+"""What the TJAE mood embedding carries, measured on clips it never trained on.
+
+1. Latent check: held-out reconstruction error (MSE on per-clip-normalised log-mel; predicting the clip mean
+   scores 1.0) with the true latent, with the latent zeroed, and with it shuffled in time. If the time jumps
+   alone could rebuild the input, the last two would be no worse than the first.
+2. Same-song retrieval on gtsinger-dev: each singing clip queries that singer's other singing clips; the other
+   takes of the same song (same melody and lyrics, another technique) should rank first. Top-1 and mAP for
+   the mood embedding against MFCC statistics (and the timbre embedding when it is available).
+3. Redundancy with timbre: correlation between the pairwise cosine-similarity matrices of mood and timbre
+   (SSCL timbre if `--timbre` exists, MFCC otherwise). Low correlation = the mood embedding adds information.
+
+    python training/evaluate_tjae.py --model /work/runs/tjae/shipped --output /work/runs/tjae/evaluation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+from scipy.stats import pearsonr, spearmanr
+from tqdm.auto import tqdm
+from transformers import AutoModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from training.data import Clip, load_clips  # noqa: E402
+from training.train_tjae import is_heldout, load_config, load_data  # noqa: E402
+
+SR = 16000
+GTSINGER = "/work/shared/data/gtsinger-dev"
+LATENT_MODES = {"true latent": None, "latent zeroed": "zero", "latent shuffled in time": "shuffle"}
+
+
+@torch.no_grad()
+def reconstruction_errors(model, clips: list[Clip], max_seconds: float = 30.0, seed: int = 0) -> dict[str, float]:
+    """Frame-weighted held-out MSE for each latent mode (one clip at a time: no padding involved)."""
+    model.eval()
+    torch.manual_seed(seed)
+    sums = dict.fromkeys(LATENT_MODES, 0.0)
+    frames = 0
+    for clip in tqdm(clips, desc="reconstruction", leave=False):
+        audio = torch.from_numpy(clip.audio[: int(max_seconds * SR)])[None]
+        for name, mode in LATENT_MODES.items():
+            out = model(input_values=audio, latent_mode=mode)
+            n = int(out.frame_mask.sum())
+            sums[name] += float(out.loss) * n
+        frames += n
+    return {name: total / frames for name, total in sums.items()}
+
+
+@torch.no_grad()
+def embed(model, clips: list[Clip]) -> np.ndarray:
+    """One `embeddings` row per clip, each from the whole clip."""
+    model.eval()
+    rows = [model(input_values=torch.from_numpy(c.audio)[None]).embeddings[0].numpy() for c in clips]
+    return np.stack(rows)
+
+
+def mfcc_stats(clips: list[Clip], n_mfcc: int = 20) -> np.ndarray:
+    """Mean and std of 20 MFCCs per clip, standardised over the set (the classic timbre baseline)."""
+    feats = []
+    for c in clips:
+        m = librosa.feature.mfcc(y=c.audio, sr=SR, n_mfcc=n_mfcc)
+        feats.append(np.concatenate([m.mean(1), m.std(1)]))
+    x = np.stack(feats)
+    return (x - x.mean(0)) / (x.std(0) + 1e-8)
+
+
+def cosine_matrix(x: np.ndarray) -> np.ndarray:
+    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    return x @ x.T
+
+
+def same_song_retrieval(emb: np.ndarray, singers: list[str], songs: list[str]) -> dict[str, float]:
+    """Within each singer, do the other takes of the query's song rank above the singer's other songs?
+
+    Queries are clips with at least one other take of their song and at least one clip of another song by
+    the same singer; candidates are all of that singer's other clips.
+    """
+    sim = cosine_matrix(emb)
+    singers, songs = np.asarray(singers), np.asarray(songs)
+    top1, aps = [], []
+    for q in range(len(emb)):
+        cand = np.flatnonzero((singers == singers[q]) & (np.arange(len(emb)) != q))
+        positive = songs[cand] == songs[q]
+        if not positive.any() or positive.all():
+            continue
+        ranked = positive[np.argsort(-sim[q, cand], kind="stable")]
+        hits = np.cumsum(ranked)
+        aps.append(float((hits[ranked] / (np.flatnonzero(ranked) + 1)).mean()))
+        top1.append(float(ranked[0]))
+    return {"top1": float(np.mean(top1)), "mAP": float(np.mean(aps)), "queries": len(aps)}
+
+
+def similarity_correlation(a: np.ndarray, b: np.ndarray, pairs: np.ndarray) -> dict[str, float]:
+    """Pearson and Spearman correlation of two embeddings' cosine similarities over the selected pairs."""
+    sa, sb = cosine_matrix(a)[pairs], cosine_matrix(b)[pairs]
+    return {"pearson": float(pearsonr(sa, sb)[0]), "spearman": float(spearmanr(sa, sb)[0]), "pairs": int(pairs.sum())}
+
+
+def embedding_report(model, clips: list[Clip], heldout: dict, timbre_model=None, seed: int = 0) -> dict:
+    """Same-song retrieval (held-out singers and all singers) and mood/timbre redundancy on `clips`."""
+    singers, songs = [c.singer for c in clips], [c.song for c in clips]
+    embeddings = {"mood (TJAE)": embed(model, clips), "MFCC mean+std": mfcc_stats(clips)}
+    if timbre_model is not None:
+        embeddings["timbre (SSCL)"] = embed(timbre_model, clips)
+    embeddings["random"] = np.random.default_rng(seed).standard_normal((len(clips), 64))
+    held = np.array([is_heldout(c, heldout) for c in clips])
+    retrieval = {}
+    for name, emb in embeddings.items():
+        retrieval[name] = {
+            "held-out singers": same_song_retrieval(
+                emb[held], list(np.array(singers)[held]), list(np.array(songs)[held])
+            ),
+            "all singers": same_song_retrieval(emb, singers, songs),
+        }
+    reference = "timbre (SSCL)" if timbre_model is not None else "MFCC mean+std"
+    upper = np.triu(np.ones((len(clips), len(clips)), dtype=bool), k=1)
+    same_singer = upper & (np.array(singers)[:, None] == np.array(singers)[None, :])
+    correlation = {
+        "reference": reference,
+        "all pairs": similarity_correlation(embeddings["mood (TJAE)"], embeddings[reference], upper),
+        "same-singer pairs": similarity_correlation(embeddings["mood (TJAE)"], embeddings[reference], same_singer),
+    }
+    if reference != "MFCC mean+std":
+        correlation[f"{reference} vs MFCC, all pairs"] = similarity_correlation(
+            embeddings[reference], embeddings["MFCC mean+std"], upper
+        )
+    return {"clips": len(clips), "same_song_retrieval": retrieval, "similarity_correlation": correlation}
+
+
+def markdown_tables(result: dict) -> dict[str, str]:
+    """The card's tables, rendered from the result JSON."""
+    rec = result["reconstruction"]
+    base = rec["true latent"]
+    rows = [f"| {name} | {mse:.3f} | {mse / base:.2f}× |" for name, mse in rec.items()]
+    latent = "| decoder input | held-out MSE | vs true latent |\n|---|---|---|\n" + "\n".join(rows)
+    emb = result["embeddings"]
+    rows = []
+    for name, r in emb["same_song_retrieval"].items():
+        h, a = r["held-out singers"], r["all singers"]
+        rows.append(f"| {name} | {h['top1']:.3f} | {h['mAP']:.3f} | {a['top1']:.3f} | {a['mAP']:.3f} |")
+    q = next(iter(emb["same_song_retrieval"].values()))
+    song = (
+        f"| embedding | top-1 (held-out singers, {q['held-out singers']['queries']} queries) | mAP (held-out) "
+        f"| top-1 (all singers, {q['all singers']['queries']} queries) | mAP (all) |\n|---|---|---|---|---|\n"
+        + "\n".join(rows)
+    )
+    corr = emb["similarity_correlation"]
+    rows = [
+        f"| {name} | {c['pearson']:.3f} | {c['spearman']:.3f} | {c['pairs']} |"
+        for name, c in corr.items()
+        if isinstance(c, dict)
+    ]
+    redundancy = (
+        f"| mood vs {corr['reference']} (cosine similarities) | Pearson r | Spearman ρ | pairs |\n|---|---|---|---|\n"
+        + "\n".join(rows)
+    )
+    return {"latent_table": latent, "same_song_table": song, "redundancy_table": redundancy}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="trained TJAE folder")
+    parser.add_argument("--config", default="training/configs/tjae.yaml", help="for the held-out split")
+    parser.add_argument("--timbre", default="hub/voicerec-sscl-timbre", help="SSCL timbre folder, if shipped")
+    parser.add_argument("--output", required=True, help="JSON results (+ a .md with the tables next to it)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    model = AutoModel.from_pretrained(args.model, trust_remote_code=True)
+    timbre = None
+    if (Path(args.timbre) / "config.json").exists():
+        timbre = AutoModel.from_pretrained(args.timbre, trust_remote_code=True)
+    _, held = load_data(cfg["data"])
+    gtsinger = load_clips(GTSINGER, sr=SR, kinds=("singing",))
+    result = {
+        "model": str(args.model),
+        "timbre_model": str(args.timbre) if timbre is not None else None,
+        "heldout_clips": len(held),
+        "reconstruction": reconstruction_errors(model, held),
+        "embeddings": embedding_report(model, gtsinger, cfg["data"].get("heldout") or {}, timbre),
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    tables = markdown_tables(result)
+    out.with_suffix(".md").write_text("\n\n".join(tables.values()) + "\n")
+    print("\n\n".join(tables.values()))
+
+
+if __name__ == "__main__":
+    main()

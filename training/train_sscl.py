@@ -1,0 +1,206 @@
+"""Train one SSCL singing-voice encoder (timbre or expression) with MoCo and export it as a Hub folder.
+
+    python -m training.train_sscl --config training/configs/sscl_timbre.yaml
+    accelerate launch -m training.train_sscl --config training/configs/sscl_timbre.yaml   # GPUs / machines
+
+Self-supervised: no singer labels are used for training (labels only select singer-disjoint folds through
+`--exclude-singers`). The YAML config holds every setting; command-line flags override a few for folds and
+quick runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from voicerec import SSCLConfig, SSCLModel
+from voicerec.export import export_model, render_card
+
+from .data import load_clips
+from .moco import POLICIES, MoCo, contrastive_logits, info_nce
+from .views import ContrastiveViews
+
+VARIANT_TEXT = {
+    "timbre": "**timbre**: who is singing. Trained so that tempo changes do not move the embedding "
+    "(time-stretched copies are positives) while pitch/formant shifts do (pitch-shifted copies are negatives).",
+    "expression": "**timbre + expression**: who is singing *and how*. Time-stretched and pitch-shifted copies "
+    "are both negatives, so the embedding also reflects tempo, phrasing and vibrato rate.",
+}
+
+
+def load_config(path: str | Path, overrides: argparse.Namespace | None = None) -> dict:
+    config = yaml.safe_load(Path(path).read_text())
+    if overrides is not None:
+        if overrides.steps is not None:
+            config["train"]["steps"] = overrides.steps
+        if overrides.out is not None:
+            config["export"]["out_dir"] = overrides.out
+        if overrides.exclude_singers is not None:
+            config["data"]["exclude_singers"] = [s for s in overrides.exclude_singers.split(",") if s]
+        if overrides.results is not None:
+            config["export"]["results"] = overrides.results
+    if config["variant"] not in POLICIES:
+        raise ValueError(f"variant must be one of {sorted(POLICIES)}, got {config['variant']!r}")
+    return config
+
+
+def results_markdown(path: str | Path | None) -> str:
+    """The evaluation table for the card, taken from the evaluation command's output file (never typed)."""
+    if not path or not Path(path).exists():
+        return "_Not evaluated yet: run `python -m voicerec evaluate` and re-export the card with `--results`._"
+    text = Path(path).read_text()
+    if Path(path).suffix == ".json":
+        rows = json.loads(text)
+        rows = rows if isinstance(rows, list) else rows.get("rows", [rows])
+        keys = list(rows[0])
+        lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        for row in rows:
+            cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+    return text.strip()
+
+
+def card_fields(config: dict) -> dict[str, str]:
+    export = config["export"]
+    return {
+        "model_id": export["hub_id"],
+        "variant": config["variant"],
+        "variant_text": VARIANT_TEXT[config["variant"]],
+        "license": export["license"],
+        "datasets": "\n".join(f"- {d}" for d in export.get("datasets", [])) or "[]",
+        "training_data": export["training_data"].strip(),
+        "excluded": ", ".join(config["data"].get("exclude_singers") or []) or "none",
+        "parameters": f"{export.get('parameters', 0) / 1e6:.2f} M",
+        "steps": str(config["train"]["steps"]),
+        "batch_size": str(config["train"]["batch_size"]),
+        "crop_seconds": str(config["views"]["seconds"]),
+        "train_minutes": f"{export.get('train_minutes', 0.0):.1f}",
+        "command": export.get("command", ""),
+        "results": results_markdown(export.get("results")),
+    }
+
+
+def build_dataset(config: dict, length: int, seed: int) -> ContrastiveViews:
+    data, views = config["data"], config["views"]
+    exclude = set(data.get("exclude_singers") or [])
+    clips = []
+    for source in data["sources"]:
+        clips += load_clips(source, sr=16000, kinds=tuple(data.get("kinds", ["singing"])), exclude_singers=exclude)
+    return ContrastiveViews(
+        clips,
+        seconds=views["seconds"],
+        length=length,
+        seed=seed,
+        voice_semitones=views["voice_semitones"],
+        pitch_semitones=tuple(views["pitch_semitones"]),
+        stretch_rates=tuple(views["stretch_rates"]),
+        channel_strength=views["channel_strength"],
+    )
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to zero."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train(config: dict, command: str) -> Path:
+    tcfg = config["train"]
+    accelerator = Accelerator()
+    set_seed(config.get("seed", 0))
+    encoder = SSCLModel(SSCLConfig(variant=config["variant"], **config["model"]))
+    moco = MoCo(encoder, tcfg["head_hidden"], tcfg["head_dim"], tcfg["queue_size"])
+    policy = POLICIES[config["variant"]]
+    steps, batch_size = tcfg["steps"], tcfg["batch_size"]
+    dataset = build_dataset(config, length=steps * batch_size * accelerator.num_processes, seed=config.get("seed", 0))
+    accelerator.print(f"{len(dataset.clips)} clips, {sum(len(c.audio) for c in dataset.clips) / 16000 / 60:.1f} min")
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=tcfg["workers"],
+        persistent_workers=tcfg["workers"] > 0,
+        prefetch_factor=4 if tcfg["workers"] > 0 else None,
+        drop_last=True,
+    )
+    params = [p for p in moco.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tcfg["warmup_steps"], steps))
+    moco, optimizer, loader, scheduler = accelerator.prepare(moco, optimizer, loader, scheduler)
+    inner = accelerator.unwrap_model(moco)
+    deadline = time.monotonic() + 60 * tcfg.get("max_minutes", 1e9)
+    start = time.monotonic()
+    moco.train()
+    progress = tqdm(loader, total=steps, disable=not accelerator.is_local_main_process, desc=config["variant"])
+    log = []
+    for step, batch in enumerate(progress):
+        query, copies = moco(batch, policy)
+        logits, positive = contrastive_logits(query, copies, policy, inner.queue.keys.clone())
+        loss = info_nce(logits, positive, tcfg["temperature"])
+        accelerator.backward(loss)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        inner.update_key_encoder(tcfg["momentum"])
+        inner.queue.enqueue(accelerator.gather(copies["key"]))
+        with torch.no_grad():  # how often the positive key outranks every negative: a cheap health check
+            acc = (logits[:, 0] >= logits.masked_fill(positive, float("-inf")).max(1).values).float().mean()
+        log.append({"step": step, "loss": loss.item(), "key_top1": acc.item(), "lr": scheduler.get_last_lr()[0]})
+        progress.set_postfix(loss=f"{loss.item():.3f}", top1=f"{acc.item():.2f}")
+        if step + 1 >= steps or time.monotonic() > deadline:
+            break
+    elapsed = time.monotonic() - start
+    accelerator.wait_for_everyone()
+    out = Path(config["export"]["out_dir"])
+    if accelerator.is_main_process:
+        config["train"]["steps"] = len(log)  # what actually ran (max_minutes may stop early)
+        model = inner.encoder.to("cpu").eval()
+        parameters = sum(p.numel() for p in model.parameters())
+        config["export"].update(train_minutes=round(elapsed / 60, 2), command=command, parameters=parameters)
+        export_model(model, out, config["export"]["card"], card_fields(config))
+        (out / "training_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        log_path = Path(config["export"].get("log_dir", "/work/runs/sscl")) / f"{out.name}.jsonl"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("\n".join(json.dumps(row) for row in log) + "\n")
+        accelerator.print(f"{len(log)} steps in {elapsed / 60:.1f} min -> {out} (log {log_path})")
+    return out
+
+
+def rerender_card(config: dict) -> None:
+    """Refresh README.md of an exported folder (e.g. with new evaluation results) without retraining."""
+    out = Path(config["export"]["out_dir"])
+    trained = yaml.safe_load((out / "training_config.yaml").read_text())
+    trained["export"]["results"] = config["export"].get("results")
+    (out / "README.md").write_text(render_card(trained["export"]["card"], **card_fields(trained)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="YAML config (training/configs/sscl_*.yaml)")
+    parser.add_argument("--steps", type=int, help="override train.steps")
+    parser.add_argument("--out", help="override export.out_dir")
+    parser.add_argument("--exclude-singers", help="comma-separated singers to leave out (singer-disjoint folds)")
+    parser.add_argument("--results", help="evaluation output file whose table goes into the card")
+    parser.add_argument("--card-only", action="store_true", help="only re-render README.md of an exported folder")
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args)
+    if args.card_only:
+        rerender_card(config)
+        return
+    command = "python -m training.train_sscl " + " ".join(argv if argv is not None else sys.argv[1:])
+    train(config, command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Train the Time Jump AutoEncoder (TJAE) whose pooled latent is voicerec's `mood` embedding.
+
+Self-supervised: random crops of singing are encoded and rebuilt. Runs through `accelerate`, so the same
+command trains on this CPU, on a GPU, or on several machines (`accelerate launch training/train_tjae.py ...`).
+Clips listed under `data.heldout` never reach training; `training/evaluate_tjae.py` and
+`training/ablate_tjae.py` measure on them.
+
+    python training/train_tjae.py --config training/configs/tjae.yaml --output-dir /work/runs/tjae
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from training.data import Clip, RandomCrops, load_clips  # noqa: E402
+from voicerec import TJAEConfig, TJAEModel  # noqa: E402
+from voicerec.synth import VOICES, scale_melody, sing  # noqa: E402
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:
+    """The YAML config, with `section.key=value` overrides (values parsed as YAML) applied on top."""
+    cfg = yaml.safe_load(Path(path).read_text())
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override must look like section.key=value, got {item!r}")
+        node = cfg
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return cfg
+
+
+def synth_clips(n: int, seed: int, sr: int = 16000) -> list[Clip]:
+    """Synthetic singing (known voices and melodies) to widen the range of voices seen in training."""
+    rng = np.random.default_rng(seed)
+    names = sorted(VOICES)
+    clips = []
+    for i in range(n):
+        name = names[i % len(names)]
+        notes = scale_melody(int(rng.integers(45, 72)), n_notes=16, seconds=float(rng.uniform(0.3, 0.7)), seed=i)
+        audio = sing(notes, VOICES[name], sr=sr, seed=i).astype(np.float32)
+        clips.append(Clip(audio, f"synth:{i}", singer=f"synth-{name}", song=f"synth-{i}"))
+    return clips
+
+
+def is_heldout(clip: Clip, heldout: dict) -> bool:
+    return clip.singer in set(heldout.get("singers") or []) or clip.song in set(heldout.get("songs") or [])
+
+
+def load_data(data_cfg: dict, sr: int = 16000, seed: int = 0) -> tuple[list[Clip], list[Clip]]:
+    """(training clips, held-out clips): singing from every source, split by the `heldout` singers/songs."""
+    clips = [clip for source in data_cfg["sources"] for clip in load_clips(source, sr=sr, kinds=("singing",))]
+    heldout_cfg = data_cfg.get("heldout") or {}
+    train = [c for c in clips if not is_heldout(c, heldout_cfg)]
+    held = [c for c in clips if is_heldout(c, heldout_cfg)]
+    train += synth_clips(int(data_cfg.get("synth_clips") or 0), seed, sr)
+    if not train:
+        raise ValueError("no training clips: check data.sources and data.heldout")
+    return train, held
+
+
+def train(cfg: dict, train_clips: list[Clip], output_dir: str | Path | None = None) -> tuple[TJAEModel, list[dict]]:
+    """Train a TJAE from `cfg['model']` on random crops; returns the unwrapped model and the loss log."""
+    tcfg = cfg["train"]
+    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    seed = int(cfg.get("seed", 0))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    accelerator = Accelerator()
+    model = TJAEModel(TJAEConfig(**cfg["model"]))
+    steps, batch = int(tcfg["steps"]), int(tcfg["batch_size"])
+    crops = RandomCrops(
+        train_clips, tcfg["crop_seconds"], sr=model.config.sampling_rate, length=steps * batch, seed=seed
+    )
+    loader = torch.utils.data.DataLoader(
+        crops, batch_size=batch, shuffle=False, num_workers=int(tcfg.get("num_workers", 0)), drop_last=True
+    )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=float(tcfg["learning_rate"]), weight_decay=float(tcfg["weight_decay"])
+    )
+    warmup = int(tcfg.get("warmup_steps", 0))
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to zero
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model.train()
+    log, running = [], []
+    bar = tqdm(loader, total=len(loader), desc="tjae", disable=not accelerator.is_local_main_process)
+    for step, (audio, _) in enumerate(bar):
+        loss = model(input_values=audio).loss
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), float(tcfg.get("grad_clip", 1.0)))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        running.append(accelerator.gather(loss.detach()[None]).mean().item())
+        if (step + 1) % int(tcfg.get("log_every", 100)) == 0 or step + 1 == len(loader):
+            log.append({"step": step + 1, "loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
+            running = []
+    accelerator.wait_for_everyone()
+    model = accelerator.unwrap_model(model).eval()
+    if output_dir is not None and accelerator.is_main_process:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out, safe_serialization=True)
+        (out / "train_log.json").write_text(json.dumps({"config": cfg, "log": log}, indent=2))
+    return model, log
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="training/configs/tjae.yaml")
+    parser.add_argument("--output-dir", required=True, help="where the trained model and its loss log go")
+    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="config overrides")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.set)
+    train_clips, held = load_data(cfg["data"], seed=int(cfg.get("seed", 0)))
+    hours = sum(len(c.audio) for c in train_clips) / 16000 / 3600
+    print(f"training on {len(train_clips)} clips ({hours * 60:.1f} min), {len(held)} clips held out")
+    _, log = train(cfg, train_clips, args.output_dir)
+    print(f"final loss {log[-1]['loss']:.4f}; model in {args.output_dir}")
+
+
+if __name__ == "__main__":
+    main()
