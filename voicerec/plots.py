@@ -106,14 +106,20 @@ def range_keyboard(
 
 
 def breakdown_chart(
-    songs: Sequence[str], similarities: Sequence[Mapping[str, float]], names: Sequence[str] | None = None
+    songs: Sequence[str],
+    similarities: Sequence[Mapping[str, float]],
+    names: Sequence[str] | None = None,
+    scores: Sequence[float] | None = None,
 ) -> Figure:
     """Grouped horizontal bars: for each song (best first, at the top) its similarity under each embedding.
 
     Shows *why* a song ranks high: which aspect of the voice (timbre, expression, mood...) it matches.
+    `scores` (the fused score of each song), when given, is printed after each song's label.
     """
     if len(songs) != len(similarities):
         raise ValueError(f"{len(songs)} songs but {len(similarities)} similarity rows.")
+    if scores is not None and len(scores) != len(songs):
+        raise ValueError(f"{len(songs)} songs but {len(scores)} scores.")
     if not songs:
         raise ValueError("No songs to chart.")
     names = list(names or similarities[0].keys())
@@ -126,7 +132,10 @@ def breakdown_chart(
     for j, name in enumerate(names):
         offset = (len(names) - 1) / 2 * height - j * height
         ax.barh(y + offset, values[:, j], height=height, label=name.replace("_", " "), color=colours[j % 10])
-    ax.set_yticks(y, [s if len(s) <= 40 else s[:39] + "…" for s in songs], fontsize=8)
+    labels = [s if len(s) <= 40 else s[:39] + "…" for s in songs]
+    if scores is not None:
+        labels = [f"{label}\nscore {score:.2f}" for label, score in zip(labels, scores, strict=True)]
+    ax.set_yticks(y, labels, fontsize=8)
     low = min(0.0, float(values.min()))
     ax.set_xlim(low, 1.0)
     ax.axvline(0, color="#888", lw=0.6)
