@@ -109,15 +109,21 @@ def build_dataset(config: dict, length: int, seed: int) -> ContrastiveViews:
     )
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warm-up, then cosine decay to zero."""
+def lr_factor(step: int, warmup: int, progress: float) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to zero as `progress` (0..1) runs out.
+
+    Progress is the larger of steps done and time used (`max_minutes`), so a run cut short by its time
+    budget on a busy CPU still ends with a fully decayed learning rate.
+    """
     if step < warmup:
         return (step + 1) / warmup
-    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def train(config: dict, command: str) -> Path:
     tcfg = config["train"]
+    if tcfg.get("threads"):
+        torch.set_num_threads(tcfg["threads"])  # a shared CPU: leave cores to the data workers and others
     accelerator = Accelerator()
     set_seed(config.get("seed", 0))
     encoder = SSCLModel(SSCLConfig(variant=config["variant"], **config["model"]))
@@ -136,29 +142,31 @@ def train(config: dict, command: str) -> Path:
     )
     params = [p for p in moco.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tcfg["warmup_steps"], steps))
-    moco, optimizer, loader, scheduler = accelerator.prepare(moco, optimizer, loader, scheduler)
+    moco, optimizer, loader = accelerator.prepare(moco, optimizer, loader)
     inner = accelerator.unwrap_model(moco)
-    deadline = time.monotonic() + 60 * tcfg.get("max_minutes", 1e9)
+    budget = 60 * tcfg.get("max_minutes", 1e9)
     start = time.monotonic()
     moco.train()
     progress = tqdm(loader, total=steps, disable=not accelerator.is_local_main_process, desc=config["variant"])
     log = []
     for step, batch in enumerate(progress):
+        used = max(step / steps, (time.monotonic() - start) / budget)
+        lr = tcfg["lr"] * lr_factor(step, tcfg["warmup_steps"], used)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         query, copies = moco(batch, policy)
         logits, positive = contrastive_logits(query, copies, policy, inner.queue.keys.clone())
         loss = info_nce(logits, positive, tcfg["temperature"])
         accelerator.backward(loss)
         optimizer.step()
-        scheduler.step()
         optimizer.zero_grad()
         inner.update_key_encoder(tcfg["momentum"])
         inner.queue.enqueue(accelerator.gather(copies["key"]))
         with torch.no_grad():  # how often the positive key outranks every negative: a cheap health check
             acc = (logits[:, 0] >= logits.masked_fill(positive, float("-inf")).max(1).values).float().mean()
-        log.append({"step": step, "loss": loss.item(), "key_top1": acc.item(), "lr": scheduler.get_last_lr()[0]})
+        log.append({"step": step, "loss": loss.item(), "key_top1": acc.item(), "lr": lr})
         progress.set_postfix(loss=f"{loss.item():.3f}", top1=f"{acc.item():.2f}")
-        if step + 1 >= steps or time.monotonic() > deadline:
+        if step + 1 >= steps or time.monotonic() - start > budget:
             break
     elapsed = time.monotonic() - start
     accelerator.wait_for_everyone()
