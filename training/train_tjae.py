@@ -15,6 +15,7 @@ import json
 import math
 import random
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -95,36 +96,54 @@ def train(cfg: dict, train_clips: list[Clip], output_dir: str | Path | None = No
         model.parameters(), lr=float(tcfg["learning_rate"]), weight_decay=float(tcfg["weight_decay"])
     )
     warmup = int(tcfg.get("warmup_steps", 0))
+    budget = 60 * float(tcfg.get("max_minutes") or math.inf)
 
-    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to zero
+    def lr_factor(step: int, progress: float) -> float:
+        """Linear warm-up, then cosine decay to zero as `progress` (0..1) runs out.
+
+        Progress is the larger of steps done and time used (`max_minutes`), so a run cut short by its time
+        budget on a busy CPU still ends with a fully decayed learning rate.
+        """
         if step < warmup:
             return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     model.train()
     log, running = [], []
+    start = time.monotonic()
     bar = tqdm(loader, total=len(loader), desc="tjae", disable=not accelerator.is_local_main_process)
     for step, (audio, _) in enumerate(bar):
+        # the slowest process's clock decides, so every process stops at the same step
+        elapsed = accelerator.reduce(torch.tensor([time.monotonic() - start]), reduction="max").item()
+        progress = max(step / steps, elapsed / budget)
+        if progress >= 1.0:
+            break
+        lr = float(tcfg["learning_rate"]) * lr_factor(step, progress)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         loss = model(input_values=audio).loss
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), float(tcfg.get("grad_clip", 1.0)))
         optimizer.step()
-        scheduler.step()
         optimizer.zero_grad()
         running.append(accelerator.gather(loss.detach()[None]).mean().item())
         if (step + 1) % int(tcfg.get("log_every", 100)) == 0 or step + 1 == len(loader):
-            log.append({"step": step + 1, "loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0]})
+            log.append({"step": step + 1, "loss": float(np.mean(running)), "lr": lr})
             bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
             running = []
+    if running:  # the partial interval before a time-budget stop
+        log.append({"step": step, "loss": float(np.mean(running)), "lr": lr})
     accelerator.wait_for_everyone()
+    seconds = time.monotonic() - start
     model = accelerator.unwrap_model(model).eval()
     if output_dir is not None and accelerator.is_main_process:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out, safe_serialization=True)
-        (out / "train_log.json").write_text(json.dumps({"config": cfg, "log": log}, indent=2))
+        (out / "train_log.json").write_text(
+            json.dumps({"config": cfg, "train_seconds": seconds, "steps": log[-1]["step"], "log": log}, indent=2)
+        )
     return model, log
 
 
