@@ -1,0 +1,174 @@
+"""What `python -m voicerec publish` assembles is what Hub users get, and it works the way they will use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel
+
+import voicerec
+from tests.tiny_hub import build_tiny_hub, tiny_model
+from voicerec.publish import (
+    DATASET_REPO,
+    HUB_DIR,
+    MODEL_REPOS,
+    SPACE_REPO,
+    PublishError,
+    assemble,
+    card_problems,
+    push,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_hub(tmp_path_factory) -> Path:
+    return build_tiny_hub(tmp_path_factory.mktemp("hub"))
+
+
+@pytest.fixture(scope="module")
+def published(tiny_hub, tmp_path_factory) -> dict[str, voicerec.publish.Repo]:
+    out = tmp_path_factory.mktemp("published")
+    return {repo.folder.name: repo for repo in assemble(out, namespace="someorg", hub=tiny_hub)}
+
+
+def test_assembled_layout(published):
+    assert set(published) == {*MODEL_REPOS, DATASET_REPO, SPACE_REPO}
+    assert [r.repo_type for r in published.values()][-1] == "space"  # the Space goes last: it loads the others
+    for name in MODEL_REPOS:
+        repo = published[name]
+        assert repo.repo_id == f"someorg/{name}"
+        assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= set(repo.files())
+        readme = (repo.folder / "README.md").read_text()
+        assert f"someorg/{name}" in readme and f"voicerec/{name}" not in readme
+    space = published[SPACE_REPO]
+    assert {"app.py", "requirements.txt", "README.md", "voicerec/__init__.py"} <= set(space.files())
+    assert any(f.startswith("examples/") and f.endswith(".wav") for f in space.files())
+    assert space.variables == {
+        "VOICEREC_TIMBRE_MODEL": "someorg/voicerec-sscl-timbre",
+        "VOICEREC_EXPRESSION_MODEL": "someorg/voicerec-sscl-expression",
+        "VOICEREC_MOOD_MODEL": "someorg/voicerec-tjae",
+        "VOICEREC_CATALOG": "someorg/voicerec-catalog",
+    }
+    manifest = json.loads((space.folder.parent / "publish.json").read_text())
+    assert [m["repo_id"] for m in manifest] == [r.repo_id for r in published.values()]
+
+
+def test_cards_parse_with_hub_metadata(published):
+    for repo in published.values():
+        assert card_problems(repo.folder / "README.md", repo.repo_type) == [], repo.repo_id
+
+
+@pytest.mark.parametrize("name", sorted({*MODEL_REPOS, DATASET_REPO}))
+def test_shipped_hub_cards(name):
+    """The real cards in hub/ (once trained / built) carry the metadata the Hub reads."""
+    readme = HUB_DIR / name / "README.md"
+    if not readme.exists():
+        pytest.skip(f"{name} not exported yet")
+    assert card_problems(readme, "dataset" if name == DATASET_REPO else "model") == []
+
+
+def test_card_problems_catches_missing_metadata(tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: mit\nlibrary_name: timm\ntags: [audio]\n---\n# m\nload $model_id\n")
+    problems = " ".join(card_problems(card, "model"))
+    for expected in ("library_name", "pipeline_tag", "custom_code", "datasets", "model_id"):
+        assert expected in problems
+
+
+def test_models_load_in_fresh_process_without_voicerec(published, singing, tmp_path):
+    """A Hub user's view: AutoModel/AutoFeatureExtractor with trust_remote_code, no voicerec installed."""
+    from transformers import AutoFeatureExtractor
+
+    x = [singing[:48000], singing[16000:40000]]
+    np.save(tmp_path / "x0.npy", x[0])
+    np.save(tmp_path / "x1.npy", x[1])
+    folders = [str(published[name].folder) for name in MODEL_REPOS]
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np, torch
+        from transformers import AutoFeatureExtractor, AutoModel
+        out = {{}}
+        for folder in {folders!r}:
+            model = AutoModel.from_pretrained(folder, trust_remote_code=True, use_safetensors=True).eval()
+            fe = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+            assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+            batch = [np.load({str(tmp_path / "x0.npy")!r}), np.load({str(tmp_path / "x1.npy")!r})]
+            with torch.no_grad():
+                out[folder] = model(**fe(batch, sampling_rate=16000, return_tensors="pt")).embeddings.tolist()
+        assert "voicerec" not in sys.modules, "voicerec was imported"
+        print(json.dumps(out))
+        """
+    ).replace("import sys\n", "import json, sys\n", 1)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    # -I: isolated mode, neither the working directory nor PYTHONPATH is on sys.path, so voicerec cannot load
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    for folder in folders:
+        local = AutoModel.from_pretrained(folder, use_safetensors=True).eval()  # voicerec's own classes
+        fe = AutoFeatureExtractor.from_pretrained(folder)
+        with torch.no_grad():
+            expected = local(**fe(x, sampling_rate=16000, return_tensors="pt")).embeddings.numpy()
+        np.testing.assert_allclose(np.array(remote[folder]), expected, atol=1e-6)
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    hub = build_tiny_hub(tmp_path / "hub")
+    (hub / "voicerec-tjae" / "model.safetensors").unlink()
+    torch.save(tiny_model("voicerec-tjae").state_dict(), hub / "voicerec-tjae" / "pytorch_model.bin")
+    with pytest.raises(PublishError, match="pytorch_model.bin"):
+        assemble(tmp_path / "out", hub=hub)
+
+
+def test_push_without_token_fails_clearly(published, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(PublishError, match="HF_TOKEN"):
+        push(list(published.values()))
+
+
+def test_push_offline_fails_clearly(published, monkeypatch):
+    """No network here: the real HfApi must fail on the first repo and say so, never report success."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    with pytest.raises(PublishError, match=r"someorg/voicerec-catalog failed at create_repo.*already pushed: nothing"):
+        push(list(published.values()))
+
+
+def test_push_uploads_exactly_the_assembled_folders(published):
+    api = mock.MagicMock()
+    api.create_repo.side_effect = lambda repo_id, **kw: f"https://huggingface.co/{repo_id}"
+    api.upload_folder.return_value = mock.Mock(oid="abc123")
+    repos = list(published.values())
+    done = push(repos, token="hf_x", revision="v1", api=api)
+    assert [d["repo_id"] for d in done] == [r.repo_id for r in repos]
+    assert all(d["commit"] == "abc123" for d in done)
+    uploads = api.upload_folder.call_args_list
+    assert [(c.kwargs["repo_id"], Path(c.kwargs["folder_path"]), c.kwargs["repo_type"]) for c in uploads] == [
+        (r.repo_id, r.folder, r.repo_type) for r in repos
+    ]
+    assert all(c.kwargs["delete_patterns"] == "*" for c in uploads)
+    space_create = api.create_repo.call_args_list[-1]
+    assert space_create.kwargs["repo_type"] == "space" and space_create.kwargs["space_sdk"] == "gradio"
+    assert {v["key"] for v in space_create.kwargs["space_variables"]} == set(repos[-1].variables)
+    assert api.create_tag.call_count == len(repos)
+
+
+def test_push_stops_at_first_failure(published):
+    api = mock.MagicMock()
+    api.upload_folder.side_effect = [mock.Mock(oid="a"), ConnectionError("network down")]
+    expected = r"failed at upload_folder: network down \(already pushed: someorg/voicerec-catalog\)"
+    with pytest.raises(PublishError, match=expected):
+        push(list(published.values()), token="hf_x", api=api)
+    assert api.upload_folder.call_count == 2

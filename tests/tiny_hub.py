@@ -1,0 +1,55 @@
+"""hub/ as the trainers and the catalog builder leave it, in miniature: tiny random encoders exported with the
+real card templates and a catalog of a few synthetic songs. Shared by the publishing and bad-input tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+import voicerec
+from voicerec.export import MODEL_CARDS, export_model
+from voicerec.publish import DATASET_REPO, MODEL_REPOS
+
+CARD_OF = {"voicerec-sscl-timbre": "sscl.md", "voicerec-sscl-expression": "sscl.md", "voicerec-tjae": "tjae.md"}
+
+
+def tiny_model(name: str) -> torch.nn.Module:
+    torch.manual_seed(len(name))
+    if name == "voicerec-tjae":
+        return voicerec.TJAEModel(voicerec.TJAEConfig(hidden_size=16, latent_size=8, layer_dilations=[1, 2, 4]))
+    variant = "expression" if "expression" in name else "timbre"
+    return voicerec.SSCLModel(
+        voicerec.SSCLConfig(variant=variant, hidden_size=24, attention_channels=8, embedding_size=16)
+    )
+
+
+def template_fields(template: Path, model_id: str) -> dict[str, str]:
+    """Every `$field` of a card template filled, the metadata ones with valid values."""
+    names = set(re.findall(r"\$\{?([a-z_]+)", template.read_text()))
+    fields = {name: f"test {name}" for name in names}
+    fields.update(model_id=model_id, license="cc-by-nc-sa-4.0", datasets="- voicerec/test-singing")
+    return fields
+
+
+def export_tiny_models(hub: Path) -> None:
+    for name in MODEL_REPOS:
+        template = MODEL_CARDS / CARD_OF[name]
+        template = template if template.exists() else MODEL_CARDS / "sscl.md"  # TODO until tjae.md lands
+        export_model(tiny_model(name).eval(), hub / name, template, template_fields(template, f"voicerec/{name}"))
+
+
+def build_tiny_catalog(hub: Path) -> None:
+    """Placeholder until voicerec.catalog lands: a parquet dataset with a card."""
+    folder = hub / DATASET_REPO
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"song_id": ["s1", "s2"], "title": ["a", "b"]}).to_parquet(folder / "songs.parquet")
+    (folder / "README.md").write_text("---\nlicense: cc-by-4.0\ntags:\n- audio\n---\n# catalog\n")
+
+
+def build_tiny_hub(hub: Path) -> Path:
+    export_tiny_models(hub)
+    build_tiny_catalog(hub)
+    return hub
