@@ -31,6 +31,92 @@ def _check(args: argparse.Namespace) -> int:
     return status
 
 
+def _weights(text: str) -> dict[str, float]:
+    """`timbre=1,mood=0.5` -> {"timbre": 1.0, "mood": 0.5} (names not given keep their default weight)."""
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected NAME=NUMBER[,NAME=NUMBER...], got {item!r}") from None
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {item!r}")
+    return out
+
+
+def _embed(args: argparse.Namespace) -> int:
+    """One parquet row per readable file: path, the five embeddings, fused; failures on stderr, skipped."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .embeddings import EMBEDDING_NAMES, Embedder, fuse
+
+    embedder = Embedder.from_pretrained(args.timbre_model, args.expression_model, args.mood_model)
+    rows: dict[str, list] = {"path": [], **{name: [] for name in (*EMBEDDING_NAMES, "fused")}}
+    failed = 0
+    for path in args.paths:
+        try:
+            embeddings = embedder.embed(load_audio(path))
+        except AudioInputError as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        rows["path"].append(path)
+        for name in EMBEDDING_NAMES:
+            rows[name].append(embeddings[name])
+        rows["fused"].append(fuse(embeddings, args.weights))
+    if not rows["path"]:
+        print("No file could be embedded; nothing written.", file=sys.stderr)
+        return 1
+    vectors = pa.list_(pa.float32())
+    table = pa.table({"path": rows["path"], **{k: pa.array([v.tolist() for v in rows[k]], vectors) for k in rows
+                                               if k != "path"}})  # fmt: skip
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, args.output)
+    print(f"wrote {len(rows['path'])} rows to {args.output}" + (f" ({failed} file(s) skipped)" if failed else ""))
+    return 1 if failed else 0
+
+
+def _catalog_build(args: argparse.Namespace) -> int:
+    """Build (or resume) a Hub-ready catalog folder from a folder of songs."""
+    from .catalog import build_catalog
+    from .separation import SeparationError
+
+    try:
+        report = build_catalog(
+            args.audio_dir, args.output, args.metadata, args.timbre_model, args.expression_model, args.mood_model,
+            num_proc=args.num_proc, shard=args.shard, separate=args.separate, cache=args.cache_dir,
+            weights=args.weights,
+        )  # fmt: skip
+    except (SeparationError, ValueError, FileNotFoundError) as exc:
+        print(f"catalog build: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{report.output}: {report.rows} songs ({report.computed} analysed, {report.cached} from the cache, "
+        f"{len(report.failed)} skipped) in {report.seconds:.1f} s, {report.realtime_factor:.1f}x real time"
+    )
+    return 1 if report.failed else 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    """Rank the catalog for one recording: a table, or --json."""
+    from .recommender import Recommender
+
+    recommender = Recommender.from_pretrained(args.timbre_model, args.expression_model, args.mood_model,
+                                              args.catalog)  # fmt: skip
+    try:
+        result = recommender.recommend(args.audio, args.top, args.weights, args.range_weight)
+    except AudioInputError as exc:
+        print(f"{args.audio}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(result.to_text())
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     """Song-disjoint singer retrieval of each --model and the random/MFCC baselines; tables + maps in --out."""
     from .evaluation import load_embedder, run_evaluation
@@ -48,12 +134,59 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace) -> int:
+    """Assemble the five Hub repos under --out; with --push upload exactly those folders."""
+    from .publish import PublishError, assemble, push
+
+    try:
+        repos = assemble(args.out, args.namespace, args.revision or "main")
+        for repo in repos:
+            print(f"assembled {repo.repo_type:7s} {repo.repo_id:40s} {len(repo.files()):3d} files "
+                  f"{repo.size_bytes() / 1e6:7.2f} MB  {repo.folder}")  # fmt: skip
+        if args.push:
+            for done in push(repos, revision=args.revision, private=args.private):
+                print(f"pushed {done['repo_type']:7s} {done['url']} commit {done['commit']}")
+    except PublishError as exc:
+        print(f"publish: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m voicerec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="check recordings: how much singing load_audio finds in each")
     check.add_argument("paths", nargs="+")
     check.set_defaults(func=_check)
+    models = argparse.ArgumentParser(add_help=False)
+    models.add_argument("--timbre-model", help="SSCL timbre model folder or Hub id (default: hub/voicerec-sscl-timbre)")
+    models.add_argument("--expression-model", help="SSCL expression model folder or Hub id")
+    models.add_argument("--mood-model", help="TJAE model folder or Hub id")
+    models.add_argument("--weights", type=_weights, default=None, metavar="NAME=W,...",
+                        help="embedding weights, e.g. timbre=1,mood=0 (others keep their default)")  # fmt: skip
+    emb = sub.add_parser("embed", parents=[models], help="the five embeddings (+ fused) of recordings, as parquet")
+    emb.add_argument("paths", nargs="+")
+    emb.add_argument("--output", required=True, help="parquet file to write")
+    emb.set_defaults(func=_embed)
+    cat = sub.add_parser("catalog", help="song catalogs")
+    cat_sub = cat.add_subparsers(dest="catalog_command", required=True)
+    build = cat_sub.add_parser("build", parents=[models], help="build a Hub-ready catalog dataset from audio files")
+    build.add_argument("audio_dir", help="folder of song recordings (solo vocals, or full mixes with --separate)")
+    build.add_argument("--metadata", help="CSV: file, song_id, title, artist, language, source, license, voice, "
+                       "key, range_low, range_high, tessitura_low, tessitura_high (MIDI or note names)")  # fmt: skip
+    build.add_argument("--output", required=True, help="catalog folder (replaced atomically when done)")
+    build.add_argument("--num-proc", type=int, default=1, help="worker processes")
+    build.add_argument("--shard", help="i/n: build only every n-th song from the i-th (e.g. 0/4)")
+    build.add_argument("--separate", action="store_true", help="separate the vocals from full mixes (demucs)")
+    build.add_argument("--cache-dir", help="per-song analysis cache (default: $VOICEREC_CACHE or ~/.cache/voicerec)")
+    build.set_defaults(func=_catalog_build)
+    rec = sub.add_parser("recommend", parents=[models], help="songs that suit the voice in a recording")
+    rec.add_argument("audio", help="a recording of the singer (about 10-15 s of singing)")
+    rec.add_argument("--top", type=int, default=10, help="how many songs")
+    rec.add_argument("--catalog", help="catalog folder or Hub dataset id (default: hub/voicerec-catalog)")
+    rec.add_argument("--range-weight", type=float, default=0.3, help="share of range fit in the final order (0..1)")
+    rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rec.set_defaults(func=_recommend)
     ev = sub.add_parser("evaluate", help="song-disjoint singer retrieval of models and baselines on a manifest folder")
     ev.add_argument("data_dir", help="folder with manifest.csv (path, singer, song, take, kind, ...)")
     ev.add_argument("--model", action="extend", nargs="+", default=[], metavar="NAME=PATH",
@@ -66,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--random-repeats", type=int, default=20, help="seeds averaged for the random baseline")
     ev.add_argument("--out", default="runs/eval", help="folder for results.json, results.md and map_*.png")
     ev.set_defaults(func=_evaluate)
+    pub = sub.add_parser("publish", help="assemble the model, dataset and Space repos (and --push them to the Hub)")
+    pub.add_argument("--out", required=True, help="folder that receives one subfolder per Hub repo")
+    pub.add_argument("--namespace", default="voicerec", help="Hub user or organisation that owns the repos")
+    pub.add_argument("--revision", help="tag created on every pushed repo, and the revision the cards pin")
+    pub.add_argument("--push", action="store_true", help="upload with huggingface_hub (token from HF_TOKEN)")
+    pub.add_argument("--private", action="store_true", help="create the repos private")
+    pub.set_defaults(func=_publish)
     return parser
 
 
