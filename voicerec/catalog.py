@@ -1,0 +1,470 @@
+"""The song catalog: a `datasets` dataset in Hub layout (data/*.parquet + README.md card with YAML `configs`).
+
+One row per recording of a song (the demo catalog has each melody sung by several voices). Columns:
+
+| column | type | meaning |
+|---|---|---|
+| song_id | string | unique id of the entry |
+| title, artist, language | string | what the song is and who wrote or performs it |
+| source, license | string | where the song and the recording come from, and under which terms |
+| voice | string | who sings this recording (a person or a synthetic voice) |
+| audio_file | string | the file the entry was computed from, relative to the build's AUDIO_DIR |
+| key | string | the song's key as written ("G major"), empty if unknown |
+| duration | float32 | length of the recording in seconds |
+| embedded_seconds | float32 | seconds of singing the embeddings saw (input is capped at 60 s) |
+| range_low, range_high | float32 | lowest / highest sung note (MIDI) |
+| tessitura_low, tessitura_high | float32 | where the melody mostly sits (MIDI) |
+| range_source | string | "score" (from the metadata), "pitch" (from the pitch tracker) or "score+pitch" |
+| voice_type | string | voice type of the recorded singer, from the pitch tracker |
+| timbre, expression, timbre_note, expression_note, mood | list<float32> | unit embeddings (voicerec.embeddings) |
+| fused | list<float32> | the five, each scaled by sqrt(weight): dot product = weighted sum of cosines |
+
+The card's YAML also records the weights `fused` was made with and which encoder weights produced the
+embeddings (`voicerec:` block), so a recommender can tell a catalog built with other encoders.
+`build_catalog` writes aside and moves into place, caches each song's analysis (content-addressed, so an
+interrupted or repeated build only computes what is missing), runs in worker processes and in shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import datasets
+import librosa
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+from tqdm.auto import tqdm
+
+from .audio import AudioInputError, load_audio
+from .defaults import HUB_DIR, HUB_NAMESPACE, cache_dir, resolve
+from .embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights
+from .export import render_card
+from .pitch import track_pitch
+from .vocal_range import estimate_range
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
+TEXT_COLUMNS = ("title", "artist", "language", "source", "license", "voice", "key")
+RANGE_COLUMNS = ("range_low", "range_high", "tessitura_low", "tessitura_high")
+CACHE_VERSION = "1"  # bump when the per-song analysis changes meaning
+
+
+def features(dimensions: dict[str, int]) -> datasets.Features:
+    """The catalog schema for embeddings of the given sizes."""
+    cols: dict = {"song_id": datasets.Value("string")}
+    cols |= {name: datasets.Value("string") for name in TEXT_COLUMNS[:-1]}
+    cols |= {"audio_file": datasets.Value("string"), "key": datasets.Value("string")}
+    cols |= {"duration": datasets.Value("float32"), "embedded_seconds": datasets.Value("float32")}
+    cols |= {name: datasets.Value("float32") for name in RANGE_COLUMNS}
+    cols |= {"range_source": datasets.Value("string"), "voice_type": datasets.Value("string")}
+    cols |= {name: datasets.List(datasets.Value("float32"), length=dimensions[name]) for name in EMBEDDING_NAMES}
+    cols["fused"] = datasets.List(datasets.Value("float32"), length=sum(dimensions.values()))
+    return datasets.Features(cols)
+
+
+# ------------------------------------------------------------------------------------------------ loading
+
+
+@dataclass
+class Catalog:
+    """A loaded catalog: the dataset plus what its card says about how the embeddings were made."""
+
+    data: datasets.Dataset
+    fused_weights: dict[str, float]
+    models: dict[str, str]
+    source: str
+    _matrices: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _table: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @classmethod
+    def load(cls, source: str | Path | None = None) -> Catalog:
+        """A catalog folder or Hub dataset id; None -> $VOICEREC_CATALOG -> hub/voicerec-catalog."""
+        source = resolve("catalog", source)
+        data = datasets.load_dataset(source, split="train")
+        meta = _card_metadata(source).get("voicerec", {})
+        weights = normalise_weights(meta.get("fused_weights"))
+        return cls(data, weights, dict(meta.get("models", {})), source)
+
+    def table(self) -> pd.DataFrame:
+        """The descriptive columns (no embeddings) as a DataFrame (computed once)."""
+        if self._table is None:
+            self._table = self.data.remove_columns([*EMBEDDING_NAMES, "fused"]).to_pandas()
+        return self._table
+
+    def matrix(self, column: str) -> np.ndarray:
+        """A list column as one (rows, dim) float32 array (computed once)."""
+        if column not in self._matrices:
+            col = self.data.data.column(column).combine_chunks()
+            flat = np.asarray(pc.list_flatten(col), dtype=np.float32)
+            self._matrices[column] = flat.reshape(len(self.data), -1)
+        return self._matrices[column]
+
+
+def _card_metadata(source: str) -> dict:
+    """The YAML header of the catalog's README.md (local folder, else the Hub dataset card)."""
+    local = Path(source) / "README.md"
+    if local.is_file():
+        text = local.read_text()
+    else:
+        from huggingface_hub import DatasetCard
+
+        try:
+            text = DatasetCard.load(source).content
+        except Exception:  # no card (or offline): the defaults apply
+            return {}
+    if not text.startswith("---"):
+        return {}
+    return yaml.safe_load(text.split("---", 2)[1]) or {}
+
+
+# ----------------------------------------------------------------------------------------------- metadata
+
+
+def _midi(value: str) -> float | None:
+    """A MIDI number ("62", "61.5") or a note name ("D4", "C#3", "Eb5"); empty -> None."""
+    value = str(value).strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            return float(librosa.note_to_midi(value.replace("♯", "#").replace("♭", "b")))
+        except Exception as exc:
+            raise ValueError(f"{value!r} is neither a MIDI number nor a note name like D4.") from exc
+
+
+def read_metadata(audio_dir: str | Path, metadata: str | Path | None = None) -> list[dict]:
+    """Rows with `file` (relative to audio_dir), `song_id`, the text columns and the score's range (or None).
+
+    Without a metadata CSV every audio file under audio_dir is an entry titled by its file name.
+    """
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise FileNotFoundError(f"{audio_dir} is not a folder of audio files.")
+    if metadata is None:
+        files = sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
+        table = pd.DataFrame({"file": [str(p.relative_to(audio_dir)) for p in files]})
+    else:
+        table = pd.read_csv(metadata, dtype=str, keep_default_na=False)
+        if "file" not in table.columns and "path" in table.columns:
+            table = table.rename(columns={"path": "file"})
+        if "file" not in table.columns:
+            raise ValueError(f"{metadata} needs a `file` column (audio file path relative to {audio_dir}).")
+    if table.empty:
+        raise ValueError(f"No songs to build: {metadata or audio_dir} lists no audio files.")
+    rows = []
+    for i, rec in enumerate(table.to_dict("records")):
+        row = {"file": rec["file"], "song_id": rec.get("song_id") or Path(rec["file"]).stem}
+        row |= {c: rec.get(c, "") for c in TEXT_COLUMNS}
+        row["title"] = row["title"] or Path(rec["file"]).stem
+        try:
+            row |= {c: _midi(rec.get(c, "")) for c in RANGE_COLUMNS}
+        except ValueError as exc:
+            raise ValueError(f"{metadata}, row {i + 2}: {exc}") from exc
+        rows.append(row)
+    ids = pd.Series([r["song_id"] for r in rows])
+    if ids.duplicated().any():
+        raise ValueError(f"Duplicate song_id(s) in {metadata}: {', '.join(sorted(set(ids[ids.duplicated()])))}.")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ per-song work
+
+
+def analyse_song(path: Path, embedder: Embedder, separate: bool = False) -> dict:
+    """Embeddings, pitch-tracked range and duration of one recording (raises AudioInputError if unusable)."""
+    if separate:
+        from .separation import separate_vocals
+
+        mix, sr = librosa.load(str(path), sr=None, mono=False, duration=180.0)
+        audio = load_audio((sr, separate_vocals(mix.T if mix.ndim == 2 else mix, sr)))
+    else:
+        audio = load_audio(path)
+    track = track_pitch(audio.samples, audio.sampling_rate)
+    sung = estimate_range(track)
+    embeddings = embedder.embed(audio, track)
+    return {
+        "embeddings": embeddings,
+        "pitch_range": sung.to_dict(),
+        "duration": float(librosa.get_duration(path=str(path))),
+        "embedded_seconds": float(audio.seconds),
+    }
+
+
+def _cache_key(path: Path, fingerprints: dict[str, str], separate: bool) -> str:
+    h = hashlib.sha256(f"{CACHE_VERSION}|{json.dumps(fingerprints, sort_keys=True)}|{separate}".encode())
+    with path.open("rb") as f:
+        h.update(hashlib.file_digest(f, "sha256").digest())
+    return h.hexdigest()[:32]
+
+
+def _save_entry(cache_file: Path, result: dict) -> None:
+    """Write aside, then rename: a killed worker never leaves a half-written cache entry."""
+    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+    meta = {k: v for k, v in result.items() if k != "embeddings"}
+    with tmp.open("wb") as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), **result["embeddings"])
+    os.replace(tmp, cache_file)
+
+
+def _load_entry(cache_file: Path) -> dict:
+    with np.load(cache_file) as z:
+        result = json.loads(str(z["meta"]))
+        result["embeddings"] = {name: z[name].astype(np.float32) for name in EMBEDDING_NAMES}
+    return result
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(sources: dict[str, str]) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one core per process: num_proc processes use num_proc cores
+    _WORKER["embedder"] = Embedder.from_pretrained(**sources)
+
+
+def _work(path: Path, cache_file: Path, separate: bool) -> str | None:
+    """Analyse one song into the cache; the error message if it cannot be used."""
+    try:
+        _save_entry(cache_file, analyse_song(path, _WORKER["embedder"], separate))
+    except (AudioInputError, OSError, ValueError, RuntimeError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ building
+
+
+@dataclass
+class BuildReport:
+    """What a build did: rows written, songs computed now, taken from the cache, and the ones that failed."""
+
+    output: Path
+    rows: int
+    computed: int
+    cached: int
+    failed: dict[str, str]
+    seconds: float
+    audio_seconds: float
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.audio_seconds / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _model_id(source: str) -> str:
+    """A model shipped in this repository's hub/ folder is recorded by its Hub id, not by a local path."""
+    path = Path(source).resolve()
+    return f"{HUB_NAMESPACE}/{path.name}" if path.parent == HUB_DIR.resolve() else source
+
+
+def _parse_shard(shard: str | None) -> tuple[int, int] | None:
+    if not shard:
+        return None
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard expects i/n (e.g. 0/4), got {shard!r}.") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {shard}: need 0 <= i < n.")
+    return i, n
+
+
+def _record(row: dict, result: dict, weights: dict[str, float]) -> dict:
+    sung = result["pitch_range"]
+    rec = {"song_id": row["song_id"], **{c: row[c] or "" for c in TEXT_COLUMNS}, "audio_file": row["file"]}
+    rec |= {"duration": result["duration"], "embedded_seconds": result["embedded_seconds"]}
+    from_score = [row[c] is not None for c in RANGE_COLUMNS]
+    estimate = {"range_low": sung["low"], "range_high": sung["high"],
+                "tessitura_low": sung["tessitura_low"], "tessitura_high": sung["tessitura_high"]}  # fmt: skip
+    rec |= {c: row[c] if row[c] is not None else estimate[c] for c in RANGE_COLUMNS}
+    rec["range_source"] = "score" if all(from_score) else "score+pitch" if any(from_score) else "pitch"
+    rec["voice_type"] = sung["voice_type"]
+    rec |= result["embeddings"]
+    rec["fused"] = fuse(result["embeddings"], weights)
+    return rec
+
+
+def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None:
+    """README.md from model_cards/catalog.md, with statistics over every parquet file now in data/."""
+    files = sorted((folder / "data").glob("*.parquet"))
+    frame = pd.concat([pq.read_table(f, columns=["title", "voice", "license"]).to_pandas() for f in files])
+    fields = {
+        "pretty_name": "voicerec song catalog",
+        "license": "other",
+        "description": "A song catalog for voicerec.",
+        "build_command": "python -m voicerec catalog build AUDIO_DIR --metadata songs.csv --output DIR",
+        **card,
+        "entries": str(len(frame)),
+        "songs": str(frame["title"].nunique()),
+        "voices": ", ".join(sorted(v for v in frame["voice"].unique() if v)) or "unknown",
+        "licenses": ", ".join(sorted(v for v in frame["license"].unique() if v)) or "not given",
+        "size_category": next(
+            c
+            for n, c in (
+                (1e3, "n<1K"),
+                (1e4, "1K<n<10K"),
+                (1e5, "10K<n<100K"),
+                (1e6, "100K<n<1M"),
+                (float("inf"), "n>1M"),
+            )
+            if len(frame) < n
+        ),  # fmt: skip
+        "voicerec_yaml": yaml.safe_dump({"voicerec": voicerec_meta}, sort_keys=False).strip(),
+        "schema": __doc__.split("| column |", 1)[1].split("\n\n", 1)[0].join(("| column |", "")),
+    }
+    tmp = folder / f".README.md.{os.getpid()}.tmp"
+    tmp.write_text(render_card("catalog.md", **fields))
+    os.replace(tmp, folder / "README.md")
+
+
+def _write_parquet(records: list[dict], dims: dict[str, int], path: Path) -> None:
+    if not records:
+        raise ValueError("No song could be analysed: nothing to write (see the errors above).")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    datasets.Dataset.from_list(records, features=features(dims)).to_parquet(str(tmp))
+    os.replace(tmp, path)
+
+
+def _swap_into_place(tmp: Path, output: Path) -> None:
+    """Replace `output` with the finished folder `tmp`: the old catalog stays until the new one is complete."""
+    old = output.with_name(f".{output.name}.old-{os.getpid()}")
+    if output.exists():
+        os.rename(output, old)
+    os.rename(tmp, output)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _clean_leftovers(output: Path) -> None:
+    """Restore a catalog left aside by a build killed between its two renames; remove dead builds' temp folders."""
+    for leftover in output.parent.glob(f".{output.name}.*-*"):
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        if ".old-" in leftover.name and not output.exists():
+            os.rename(leftover, output)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def build_catalog(
+    audio_dir: str | Path,
+    output: str | Path,
+    metadata: str | Path | None = None,
+    timbre: str | None = None,
+    expression: str | None = None,
+    mood: str | None = None,
+    num_proc: int = 1,
+    shard: str | None = None,
+    separate: bool = False,
+    cache: str | Path | None = None,
+    weights: dict[str, float] | None = None,
+    card: dict[str, str] | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Analyse every song of `metadata` (or every audio file of `audio_dir`) and write the catalog to `output`.
+
+    Songs already in the cache (same file content, same encoders) are not recomputed. A full build writes a
+    new folder aside and swaps it in; `shard="i/n"` builds every n-th song from the i-th and atomically writes
+    only `data/train-<i>-of-<n>.parquet` (and the card) into `output`, so shards can run on several machines
+    and their files be gathered into one folder.
+    """
+    start = time.perf_counter()
+    audio_dir, output = Path(audio_dir), Path(output)
+    rows = read_metadata(audio_dir, metadata)
+    part = _parse_shard(shard)
+    if part is not None:
+        rows = rows[part[0] :: part[1]]
+    if separate:
+        from .separation import _model
+
+        _model()  # fail now, with the install hint, rather than once per song
+    sources = {"timbre": resolve("timbre", timbre), "expression": resolve("expression", expression),
+               "mood": resolve("mood", mood)}  # fmt: skip
+    embedder = Embedder.from_pretrained(**sources)
+    cache_root = Path(cache) if cache else cache_dir() / "catalog"
+    cache_root.mkdir(parents=True, exist_ok=True)
+    failed: dict[str, str] = {}
+    todo: list[tuple[dict, Path, Path]] = []
+    cache_files: dict[str, Path] = {}
+    for row in rows:
+        path = audio_dir / row["file"]
+        if not path.is_file():
+            failed[row["file"]] = "file not found"
+            continue
+        cache_file = cache_root / f"{_cache_key(path, embedder.fingerprints, separate)}.npz"
+        cache_files[row["song_id"]] = cache_file
+        if not cache_file.exists():
+            todo.append((row, path, cache_file))
+    cached = len(cache_files) - len(todo)
+    bar = tqdm(total=len(todo), desc="analysing songs", unit="song", disable=not progress)
+    if num_proc <= 1 or len(todo) <= 1:
+        _WORKER["embedder"] = embedder
+        for row, path, cache_file in todo:
+            error = _work(path, cache_file, separate)
+            if error:
+                failed[row["file"]] = error
+            bar.update()
+    else:
+        ctx = get_context("spawn")  # torch and fork do not mix well
+        with ProcessPoolExecutor(num_proc, mp_context=ctx, initializer=_init_worker, initargs=(sources,)) as pool:
+            futures = {pool.submit(_work, path, cache_file, separate): row for row, path, cache_file in todo}
+            for future in as_completed(futures):
+                error = future.result()
+                if error:
+                    failed[futures[future]["file"]] = error
+                bar.update()
+    bar.close()
+    for name, error in failed.items():
+        print(f"skipped {name}: {error}", file=sys.stderr)
+    w = normalise_weights(weights)
+    records = [
+        _record(row, _load_entry(cache_files[row["song_id"]]), w)
+        for row in rows
+        if row["song_id"] in cache_files and cache_files[row["song_id"]].exists()
+    ]
+    meta = {"fused_weights": w, "models": {k: f"{_model_id(sources[k])}@{embedder.fingerprints[k]}" for k in sources},
+            "embedding_dims": embedder.dimensions}  # fmt: skip
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(output)
+    if part is None:
+        tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "data").mkdir(parents=True)
+        _write_parquet(records, embedder.dimensions, tmp / "data" / "train-00000-of-00001.parquet")
+        _write_card(tmp, card or {}, meta)
+        _swap_into_place(tmp, output)
+    else:
+        (output / "data").mkdir(parents=True, exist_ok=True)
+        name = f"train-{part[0]:05d}-of-{part[1]:05d}.parquet"
+        _write_parquet(records, embedder.dimensions, output / "data" / name)
+        _write_card(output, card or {}, meta)
+    audio_seconds = float(sum(r["duration"] for r in records))
+    return BuildReport(output, len(records), len(todo) - sum(1 for r, _, _ in todo if r["file"] in failed), cached,
+                       failed, time.perf_counter() - start, audio_seconds)  # fmt: skip

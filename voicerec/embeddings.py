@@ -1,0 +1,157 @@
+"""The five voice embeddings of a recording, and their fusion into one vector for inner-product search.
+
+- `timbre`, `expression`: the two SSCL encoders on the recording as sung;
+- `timbre_note`, `expression_note`: the same encoders on a copy shifted (formants kept) so that its median
+  pitch sits on `note_adjust.REFERENCE_MIDI`: what the voice sounds like with the choice of key taken out;
+- `mood`: the pooled latent of the TJAE autoencoder.
+
+`fuse` concatenates the unit vectors, each multiplied by the square root of its weight, so that the dot product
+of two fused vectors is exactly the weighted sum of the five cosine similarities: one inner-product index then
+ranks by the whole weighted similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoFeatureExtractor, AutoModel, PreTrainedModel
+
+from . import registry
+from .audio import VoiceAudio
+from .defaults import resolve
+from .note_adjust import adjust_to_reference
+from .pitch import PitchTrack
+
+EMBEDDING_NAMES = ("timbre", "expression", "timbre_note", "expression_note", "mood")
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "timbre": 0.2,
+    "expression": 0.2,
+    "timbre_note": 0.2,
+    "expression_note": 0.2,
+    "mood": 0.2,
+}
+"""Placeholder until training/tune_weights.py measures them on gtsinger-dev (see README)."""
+
+
+def normalise_weights(weights: Mapping[str, float] | None = None) -> dict[str, float]:
+    """`weights` merged over DEFAULT_WEIGHTS (a partial dict overrides only the names it gives), scaled to sum 1."""
+    merged = dict(DEFAULT_WEIGHTS)
+    for name, value in (weights or {}).items():
+        if name not in EMBEDDING_NAMES:
+            raise ValueError(f"Unknown embedding {name!r} in weights; use {', '.join(EMBEDDING_NAMES)}.")
+        value = float(value)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"The weight of {name} must be a finite number >= 0, got {value}.")
+        merged[name] = value
+    total = sum(merged.values())
+    if total <= 0:
+        raise ValueError("At least one embedding weight must be above zero.")
+    return {name: merged[name] / total for name in EMBEDDING_NAMES}
+
+
+def fuse(embeddings: Mapping[str, np.ndarray], weights: Mapping[str, float] | None = None) -> np.ndarray:
+    """Concatenate the five unit vectors (or rows of vectors), each scaled by sqrt(weight).
+
+    With weights summing to 1 the fused vector has unit length, and `fuse(a) @ fuse(b)` equals
+    `sum(w[k] * cos(a[k], b[k]))`.
+    """
+    w = normalise_weights(weights)
+    parts = []
+    for name in EMBEDDING_NAMES:
+        x = np.asarray(embeddings[name], dtype=np.float32)
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+        parts.append(x / np.maximum(norm, 1e-12) * np.float32(np.sqrt(w[name])))
+    return np.concatenate(parts, axis=-1).astype(np.float32)
+
+
+def weights_fingerprint(folder: str | Path) -> str:
+    """Short hash of a model folder's weights: tells whether a catalog was built with the same encoders."""
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        return ""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
+
+
+def _load(source: str) -> tuple[PreTrainedModel, AutoFeatureExtractor]:
+    registry.register_auto_classes()  # our classes serve the folder, so no remote code runs
+    model = AutoModel.from_pretrained(source, use_safetensors=True).eval()
+    extractor = AutoFeatureExtractor.from_pretrained(source)
+    return model, extractor
+
+
+class Embedder:
+    """The three encoders, loaded once; `embed` turns a VoiceAudio into the five unit embeddings."""
+
+    def __init__(self, models: dict[str, tuple[PreTrainedModel, AutoFeatureExtractor]], sources: dict[str, str]):
+        self.models = models
+        self.sources = sources
+        self.fingerprints = {
+            name: weights_fingerprint(src) if Path(src).is_dir() else src for name, src in sources.items()
+        }
+
+    @classmethod
+    def from_pretrained(
+        cls, timbre: str | Path | None = None, expression: str | Path | None = None, mood: str | Path | None = None
+    ) -> Embedder:
+        """Each argument: a model folder or Hub id; None -> $VOICEREC_*_MODEL -> hub/<name> -> voicerec/<name>."""
+        sources = {"timbre": resolve("timbre", timbre), "expression": resolve("expression", expression),
+                   "mood": resolve("mood", mood)}  # fmt: skip
+        models = {}
+        for name, source in sources.items():
+            try:
+                models[name] = _load(source)
+            except OSError as exc:
+                raise OSError(
+                    f"Could not load the {name} model from {source!r}: give a model folder (or set "
+                    f"$VOICEREC_{name.upper()}_MODEL). Cause: {exc}"
+                ) from exc
+        return cls(models, sources)
+
+    @property
+    def dimensions(self) -> dict[str, int]:
+        size = {
+            name: int(getattr(model.config, "embedding_size", 0) or 2 * model.config.latent_size)
+            for name, (model, _) in self.models.items()
+        }
+        return {
+            "timbre": size["timbre"],
+            "expression": size["expression"],
+            "timbre_note": size["timbre"],
+            "expression_note": size["expression"],
+            "mood": size["mood"],
+        }
+
+    def _encode(self, name: str, waves: list[np.ndarray]) -> np.ndarray:
+        model, extractor = self.models[name]
+        inputs = extractor(waves, sampling_rate=extractor.sampling_rate, return_tensors="pt")
+        with torch.inference_mode():
+            out = model(**inputs).embeddings
+        x = out.float().numpy()
+        return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def embed(
+        self, audio: VoiceAudio, track: PitchTrack | None = None, timings: dict[str, float] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The five unit float32 embeddings. `track` (the recording's pitch) saves re-tracking for the note
+        adjustment; `timings`, if given, receives the seconds each stage took."""
+        timings = {} if timings is None else timings
+        start = time.perf_counter()
+        adjusted, _ = adjust_to_reference(audio.samples, audio.sampling_rate, track)
+        timings["note_adjust"] = time.perf_counter() - start
+        waves = [audio.samples, np.asarray(adjusted, dtype=np.float32)]
+        out: dict[str, np.ndarray] = {}
+        for name in ("timbre", "expression"):
+            start = time.perf_counter()
+            out[name], out[f"{name}_note"] = self._encode(name, waves)  # one batch: original + adjusted
+            timings[name] = time.perf_counter() - start
+        start = time.perf_counter()
+        out["mood"] = self._encode("mood", waves[:1])[0]
+        timings["mood"] = time.perf_counter() - start
+        return {name: out[name] for name in EMBEDDING_NAMES}

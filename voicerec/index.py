@@ -1,0 +1,52 @@
+"""Inner-product search over the catalog's fused vectors with FAISS.
+
+Up to `EXACT_LIMIT` vectors the index is exact (`IndexFlatIP`: a BLAS matrix product). Above it, an inverted
+file over 8-bit scalar-quantised vectors (`IVF<nlist>,SQ8`, inner-product metric) keeps memory at one byte per
+dimension and visits only `nprobe` of `nlist` lists, so a million songs stay fast. The index only proposes a
+candidate pool: ranking re-scores the pool exactly, so the approximation can only matter at the pool's edge.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+EXACT_LIMIT = 100_000
+DEFAULT_NPROBE = 16
+
+
+class VectorIndex:
+    """`search(queries, k)` -> (scores, row ids) of the k largest inner products per query."""
+
+    def __init__(self, vectors: np.ndarray, factory: str = "auto", nprobe: int = DEFAULT_NPROBE, seed: int = 0):
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise ValueError(f"Expected a non-empty (rows, dim) array of vectors, got shape {vectors.shape}.")
+        n, dim = vectors.shape
+        if factory == "auto":
+            nlist = int(2 ** round(np.log2(np.sqrt(n))))
+            factory = "Flat" if n <= EXACT_LIMIT else f"IVF{nlist},SQ8"
+        self.factory = factory
+        self.index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        if not self.index.is_trained:
+            rng = np.random.default_rng(seed)
+            nlist = faiss.extract_index_ivf(self.index).nlist
+            sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+            self.index.train(sample)
+        self.index.add(vectors)
+        if "IVF" in factory:
+            faiss.extract_index_ivf(self.index).nprobe = nprobe
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"Query vectors have {queries.shape[1]} dimensions; the index has {self.dim}.")
+        scores, ids = self.index.search(queries, min(int(k), len(self)))
+        return scores, ids

@@ -1,0 +1,172 @@
+"""Ranking: weighted voice similarity plus range fit, with the key to sing each song in.
+
+The index proposes a pool of candidates by the weighted sum of the five cosines; the pool is then scored
+exactly, per request: each similarity, the fused score with the request's weights, the transposition (within
++-6 semitones) that best puts the song's tessitura in the singer's comfortable range, and how well it then
+fits. The final order is `match = (1 - range_weight) * score + range_weight * range_fit`.
+
+The catalog's `fused` rows are the unit embeddings scaled by sqrt(w_catalog). Querying them with the query's
+unit embeddings scaled by w_request / sqrt(w_catalog) makes the index's inner product exactly the weighted sum
+of cosines under the *request's* weights, so per-request weights need no second index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .catalog import Catalog
+from .embeddings import EMBEDDING_NAMES, normalise_weights
+from .index import VectorIndex
+from .vocal_range import VocalRange, note_name, range_fit
+
+DEFAULT_RANGE_WEIGHT = 0.3
+MIN_POOL = 200
+
+_PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+
+ASPECTS = {
+    "timbre": "a voice whose timbre is close to yours",
+    "expression": "a voice close to yours in timbre and style",
+    "timbre_note": "a voice colour close to yours at the same pitch",
+    "expression_note": "a style close to yours at the same pitch",
+    "mood": "a delivery with a mood like yours",
+}
+
+
+@dataclass
+class Recommendation:
+    """One ranked song: the five similarities, fused score, range fit, key change and a one-line reason."""
+
+    rank: int
+    song_id: str
+    title: str
+    artist: str
+    voice: str
+    similarities: dict[str, float]
+    score: float
+    range_fit: float
+    transpose: int
+    key: str
+    suggested_key: str
+    reason: str
+    match: float
+    range_low: float
+    range_high: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def transpose_key(key: str, semitones: int) -> str:
+    """'G major' moved by `semitones` ('F major' for -2), spelled the usual way; '' stays ''."""
+    key = key.strip()
+    if not key:
+        return ""
+    tonic, _, mode = key.partition(" ")
+    mode = mode.strip().lower() or "major"
+    if not tonic or tonic[0].upper() not in _PITCH_CLASSES:
+        return key  # not a key we can read: leave it as the catalog wrote it
+    pc = _PITCH_CLASSES[tonic[0].upper()] + tonic[1:].count("#") - tonic[1:].count("b") - tonic[1:].count("-")
+    names = _MINOR_NAMES if mode.startswith("min") else _MAJOR_NAMES
+    return f"{names[(pc + semitones) % 12]} {mode}"
+
+
+def _range_phrase(transpose: int, fit: float, key: str, suggested: str, low: float, high: float) -> str:
+    if not np.isfinite(fit):
+        return "no range estimate, so the key is not checked"
+    notes = f"{note_name(low + transpose)}-{note_name(high + transpose)}"
+    if transpose:
+        direction = "higher" if transpose > 0 else "lower"
+        where = f" (in {suggested})" if key else ""
+        move = f"sing it {abs(transpose)} semitone{'s' if abs(transpose) > 1 else ''} {direction}{where}"
+    else:
+        move = f"sing it as written{f' in {key}' if key else ''}"
+    if fit >= 0.8:
+        return f"{move}: {notes} sits in your range"
+    if fit >= 0.5:
+        return f"{move}: {notes} mostly fits your range"
+    return f"{move}: {notes} still stretches your range"
+
+
+def rank(
+    query: dict[str, np.ndarray],
+    singer: VocalRange | None,
+    catalog: Catalog,
+    index: VectorIndex,
+    top: int = 10,
+    weights: dict[str, float] | None = None,
+    range_weight: float = DEFAULT_RANGE_WEIGHT,
+    distinct_titles: bool = True,
+) -> list[Recommendation]:
+    """The `top` best catalog songs for a singer with embeddings `query` and comfortable range `singer`.
+
+    `weights` override DEFAULT_WEIGHTS per embedding; `distinct_titles` keeps only the best recording of each
+    (title, artist), so the list is of songs rather than of renditions.
+    """
+    if top < 1:
+        raise ValueError("top must be at least 1.")
+    if not 0.0 <= range_weight <= 1.0:
+        raise ValueError(f"range_weight must be in 0..1, got {range_weight}.")
+    w = normalise_weights(weights)
+    w_cat = catalog.fused_weights
+    probe = np.concatenate(
+        [
+            query[n] / np.linalg.norm(query[n]) * (w[n] / np.sqrt(w_cat[n]) if w_cat[n] > 0 else 0.0)
+            for n in EMBEDDING_NAMES
+        ]
+    ).astype(np.float32)
+    pool_size = min(len(catalog), max(MIN_POOL, 20 * top))
+    _, ids = index.search(probe, pool_size)
+    ids = ids[0][ids[0] >= 0]
+    sims = {n: catalog.matrix(n)[ids] @ (query[n] / np.linalg.norm(query[n])) for n in EMBEDDING_NAMES}
+    score = sum(w[n] * sims[n] for n in EMBEDDING_NAMES)
+    table = catalog.table()
+    rows = table.iloc[ids]
+    fits = np.full(len(ids), np.nan)
+    shifts = np.zeros(len(ids), dtype=int)
+    if singer is not None:
+        for j, row in enumerate(rows.itertuples()):
+            shifts[j], fits[j] = range_fit(row.range_low, row.range_high, row.tessitura_low, row.tessitura_high, singer)
+    match = score if singer is None else (1 - range_weight) * score + range_weight * fits
+    out: list[Recommendation] = []
+    seen: set[tuple[str, str]] = set()
+    for j in np.argsort(-match, kind="stable"):
+        row = rows.iloc[j]
+        if distinct_titles:
+            if (row.title, row.artist) in seen:
+                continue
+            seen.add((row.title, row.artist))
+        sim = {n: float(sims[n][j]) for n in EMBEDDING_NAMES}
+        aspect = max(EMBEDDING_NAMES, key=lambda n: w[n] * sim[n])
+        suggested = transpose_key(row.key, int(shifts[j]))
+        reason = (
+            f"{ASPECTS[aspect].capitalize()} ({aspect.replace('_', ' ')} {sim[aspect]:.2f}); "
+            + _range_phrase(int(shifts[j]), float(fits[j]), row.key, suggested, row.tessitura_low, row.tessitura_high)
+            + "."
+        )
+        out.append(
+            Recommendation(
+                rank=len(out) + 1,
+                song_id=row.song_id,
+                title=row.title,
+                artist=row.artist,
+                voice=row.voice,
+                similarities=sim,
+                score=float(score[j]),
+                range_fit=float(fits[j]),
+                transpose=int(shifts[j]),
+                key=row.key,
+                suggested_key=suggested,
+                reason=reason,
+                match=float(match[j]),
+                range_low=float(row.range_low),
+                range_high=float(row.range_high),
+            )  # fmt: skip
+        )
+        if len(out) == top:
+            break
+    return out

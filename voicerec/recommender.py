@@ -1,0 +1,168 @@
+"""The one API the app and the CLI share: a recording in, a voice profile and ranked songs out.
+
+rec = Recommender.from_pretrained()          # default encoders and catalog (see voicerec.defaults)
+result = rec.recommend("me.wav", top=10)     # path, (sr, array) microphone tuple or VoiceAudio
+result.to_frame(); result.to_dict()
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .audio import VoiceAudio, load_audio
+from .catalog import Catalog
+from .embeddings import EMBEDDING_NAMES, Embedder
+from .index import VectorIndex
+from .pitch import PitchTrack, track_pitch
+from .ranking import DEFAULT_RANGE_WEIGHT, Recommendation, rank
+from .vocal_range import VocalRange, estimate_range, note_name
+
+
+@dataclass
+class VoiceProfile:
+    """What the recording says about the singer: range and voice type, the five embeddings, warnings."""
+
+    range: VocalRange
+    embeddings: dict[str, np.ndarray]
+    track: PitchTrack
+    seconds: float
+    voiced_seconds: float
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "range": self.range.to_dict(),
+            "seconds": round(self.seconds, 2),
+            "voiced_seconds": round(self.voiced_seconds, 2),
+            "warnings": list(self.warnings),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class Recommendations:
+    profile: VoiceProfile
+    items: list[Recommendation]
+    timings: dict[str, float]
+
+    def to_dict(self) -> dict:
+        """JSON-able: the profile (without embeddings) and the ranked items."""
+        return {
+            "profile": self.profile.to_dict(),
+            "items": [item.to_dict() for item in self.items],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per song; the five similarities as columns."""
+        rows = []
+        for item in self.items:
+            row = item.to_dict()
+            row.update(row.pop("similarities"))
+            rows.append(row)
+        columns = ["rank", "title", "artist", "voice", "match", "score", *EMBEDDING_NAMES, "range_fit", "transpose",
+                   "key", "suggested_key", "reason", "song_id", "range_low", "range_high"]  # fmt: skip
+        return pd.DataFrame(rows, columns=columns)
+
+    def to_text(self) -> str:
+        """A readable table for the terminal: the voice, then one line per song and the reasons below."""
+        r = self.profile.range
+        head = (
+            f"Your voice: {r.voice_type}, comfortable range {note_name(r.low)}-{note_name(r.high)} "
+            f"(tessitura {note_name(r.tessitura_low)}-{note_name(r.tessitura_high)}), "
+            f"{self.profile.voiced_seconds:.1f} s of singing; {self.timings['total']:.2f} s."
+        )
+        table = pd.DataFrame(
+            {
+                "#": [i.rank for i in self.items],
+                "song": [f"{i.title} ({i.artist})" if i.artist else i.title for i in self.items],
+                "voice": [i.voice for i in self.items],
+                "match": [f"{i.match:.2f}" for i in self.items],
+                "similarity": [f"{i.score:.2f}" for i in self.items],
+                "range fit": [f"{i.range_fit:.2f}" for i in self.items],
+                "key change": [f"{i.transpose:+d}" if i.transpose else "0" for i in self.items],
+                "sing in": [i.suggested_key or "-" for i in self.items],
+            }
+        )
+        reasons = [f"{i.rank:>2}. {i.reason}" for i in self.items]
+        lines = [head, *(f"warning: {w}" for w in self.profile.warnings), "", table.to_string(index=False), ""]
+        return "\n".join(lines + reasons)
+
+
+class Recommender:
+    """Encoders + catalog + index, loaded once; `recommend` is then cheap per request."""
+
+    def __init__(self, embedder: Embedder, catalog: Catalog):
+        dims = {n: catalog.matrix(n).shape[1] for n in EMBEDDING_NAMES}
+        if dims != embedder.dimensions:
+            raise ValueError(
+                f"The catalog {catalog.source} has embeddings of sizes {dims}, but the encoders give "
+                f"{embedder.dimensions}: rebuild the catalog with these encoders (python -m voicerec catalog build)."
+            )
+        self.embedder = embedder
+        self.catalog = catalog
+        self.index = VectorIndex(catalog.matrix("fused"))
+        catalog.table()  # load the descriptive columns now, not on the first request
+        self.stale = sorted(
+            name
+            for name, fp in embedder.fingerprints.items()
+            if catalog.models.get(name) and fp and not catalog.models[name].endswith(f"@{fp}")
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        timbre: str | Path | None = None,
+        expression: str | Path | None = None,
+        mood: str | Path | None = None,
+        catalog: str | Path | None = None,
+    ) -> Recommender:
+        """Each argument: a folder or Hub id; None -> environment variable -> hub/ folder -> Hub id."""
+        return cls(Embedder.from_pretrained(timbre, expression, mood), Catalog.load(catalog))
+
+    def analyse(self, audio: str | Path | tuple[int, np.ndarray] | VoiceAudio) -> VoiceProfile:
+        """Range, voice type and embeddings of a recording (raises AudioInputError for unusable input)."""
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        if not isinstance(audio, VoiceAudio):
+            audio = load_audio(audio)
+        timings["load"] = time.perf_counter() - start
+        start = time.perf_counter()
+        track = track_pitch(audio.samples, audio.sampling_rate)
+        timings["pitch"] = time.perf_counter() - start
+        start = time.perf_counter()
+        sung = estimate_range(track)
+        timings["range"] = time.perf_counter() - start
+        embeddings = self.embedder.embed(audio, track, timings)
+        warnings = list(audio.warnings)
+        if self.stale:
+            warnings.append(
+                f"The catalog was built with other {', '.join(self.stale)} weights: similarities may be off; "
+                "rebuild it with python -m voicerec catalog build."
+            )
+        return VoiceProfile(sung, embeddings, track, audio.seconds, audio.voiced_seconds, warnings, timings)
+
+    def recommend(
+        self,
+        audio: str | Path | tuple[int, np.ndarray] | VoiceAudio,
+        top: int = 10,
+        weights: dict[str, float] | None = None,
+        range_weight: float = DEFAULT_RANGE_WEIGHT,
+        distinct_titles: bool = True,
+    ) -> Recommendations:
+        """The `top` songs for the singer of `audio`; `weights` override the default embedding weights."""
+        start = time.perf_counter()
+        profile = self.analyse(audio)
+        search_start = time.perf_counter()
+        items = rank(profile.embeddings, profile.range, self.catalog, self.index, top, weights, range_weight,
+                     distinct_titles)  # fmt: skip
+        timings = dict(profile.timings)
+        timings["search"] = time.perf_counter() - search_start
+        timings["total"] = time.perf_counter() - start
+        return Recommendations(profile, items, timings)

@@ -1,0 +1,63 @@
+"""Vocals separation for full mixes (optional): the encoders and the pitch tracker expect a solo voice.
+
+Uses demucs when it is installed (`pip install demucs`); its weights are downloaded on first use into torch's
+hub cache, which needs the internet once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import librosa
+import numpy as np
+
+DEMUCS_MODEL = "htdemucs"
+
+INSTALL_HINT = (
+    "Vocals separation needs demucs: `pip install demucs`. On first use it downloads the "
+    f"'{DEMUCS_MODEL}' weights into torch's hub cache (~/.cache/torch/hub/checkpoints). Without internet, copy "
+    "that folder from a machine that has run demucs once, or separate the vocals yourself (e.g. "
+    "`demucs --two-stems vocals SONG.mp3`) and build the catalog from the vocal stems without --separate."
+)
+
+
+class SeparationError(RuntimeError):
+    """demucs is missing or its weights cannot be loaded; the message says what to do."""
+
+
+def available() -> bool:
+    try:
+        import demucs.apply  # noqa: F401
+        import demucs.pretrained  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def _model():
+    if not available():
+        raise SeparationError(INSTALL_HINT)
+    from demucs.pretrained import get_model
+
+    try:
+        return get_model(DEMUCS_MODEL).eval()
+    except Exception as exc:  # offline, blocked download, corrupt cache: all end the same way for the user
+        raise SeparationError(f"Could not load the demucs model '{DEMUCS_MODEL}' ({exc}). {INSTALL_HINT}") from exc
+
+
+def separate_vocals(samples: np.ndarray, sr: int) -> np.ndarray:
+    """The vocals stem of a mono or (samples, channels) mix, as mono float32 at `sr`."""
+    import torch
+    from demucs.apply import apply_model
+
+    model = _model()
+    mix = np.asarray(samples, dtype=np.float32)
+    mix = mix[:, None] if mix.ndim == 1 else mix
+    mix = librosa.resample(mix.T, orig_sr=sr, target_sr=model.samplerate)  # (channels, samples)
+    if mix.shape[0] != model.audio_channels:
+        mix = np.repeat(mix.mean(axis=0, keepdims=True), model.audio_channels, axis=0)
+    with torch.inference_mode():
+        stems = apply_model(model, torch.from_numpy(mix)[None], split=True, overlap=0.25, progress=False)[0]
+    vocals = stems[model.sources.index("vocals")].mean(dim=0).numpy()
+    return librosa.resample(vocals, orig_sr=model.samplerate, target_sr=sr).astype(np.float32)
