@@ -1,0 +1,146 @@
+"""Pitch tracking, vocal range, range fit and note adjustment on synthetic singing of known notes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+
+import librosa
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from voicerec.audio import AudioInputError
+from voicerec.note_adjust import REFERENCE_MIDI, adjust_to_reference, shift_pitch
+from voicerec.pitch import track_pitch
+from voicerec.synth import VOICES, scale_melody, sing
+from voicerec.vocal_range import VOICE_CENTRES, VocalRange, estimate_range, note_name, range_fit
+
+SR = 16000
+
+
+def note_truth(notes: list[tuple[float, float]], n_frames: int) -> np.ndarray:
+    """Per-10-ms-frame MIDI of the held part of each note (NaN on glides, gaps and rests)."""
+    truth, pos = np.full(n_frames, np.nan), 0.0
+    for midi, dur in notes:
+        truth[int(np.ceil((pos + 0.06) / 0.01)) : int((pos + dur - 0.07) / 0.01)] = midi
+        pos += dur
+    return truth
+
+
+@pytest.mark.parametrize(("voice", "tonic"), [("bass", 40), ("soprano", 72)])
+def test_tracker_is_accurate_without_octave_errors(voice: str, tonic: int) -> None:
+    notes = scale_melody(tonic, n_notes=12, seconds=0.5, seed=4)  # bass E2..E3, soprano C5..C6
+    x = sing(notes, replace(VOICES[voice], vibrato_cents=0.0), sr=SR, seed=1)
+    track = track_pitch(x, SR)
+    truth = note_truth(notes, len(track.f0))
+    held = np.isfinite(truth)
+    cents = (track.midi[held] - truth[held]) * 100
+    assert np.mean(np.abs(np.nan_to_num(cents, nan=1e6)) < 50) > 0.95  # voiced and within 50 cents
+    assert not np.any(np.abs(cents[np.isfinite(cents)]) > 600)  # no octave errors at all
+
+
+def test_tracker_follows_a_real_octave_leap_and_marks_silence_unvoiced() -> None:
+    notes = [(48.0, 1.0), (float("nan"), 0.5), (60.0, 1.0), (48.0, 1.0)]
+    track = track_pitch(sing(notes, VOICES["tenor"], sr=SR), SR)
+    truth = note_truth(notes, len(track.f0))
+    for midi in (48.0, 60.0):
+        assert abs(np.nanmedian(track.midi[truth == midi]) - midi) < 0.5
+    rest = slice(110, 140)  # inside the 0.5 s rest
+    assert not track.voiced[rest].any()
+    assert track.confidence[truth == 60.0].mean() > 0.8
+
+
+def test_voiced_mask_removes_frames() -> None:
+    x = sing(scale_melody(55, n_notes=6, seed=2), VOICES["tenor"], sr=SR)
+    full = track_pitch(x, SR)
+    mask = np.ones(len(full.f0), dtype=bool)
+    mask[: len(mask) // 2] = False
+    half = track_pitch(x, SR, voiced=mask)
+    assert not half.voiced[: len(mask) // 2].any()
+    assert np.array_equal(half.voiced[len(mask) // 2 :], full.voiced[len(mask) // 2 :])
+
+
+def test_range_and_tessitura_follow_the_sung_notes() -> None:
+    notes = [(50.0, 0.3), (52.0, 1.0), (53.0, 1.5), (55.0, 1.5), (57.0, 1.0), (62.0, 0.3)]
+    track = track_pitch(sing(notes, VOICES["baritone"], sr=SR), SR)
+    vocal = estimate_range(track)
+    assert 50.0 - 1 < vocal.low <= vocal.tessitura_low <= vocal.median <= vocal.tessitura_high <= vocal.high < 62.5
+    assert abs(vocal.median - 54.0) < 1.1  # between 53 and 55, the two longest notes
+    assert vocal.tessitura_low > 51.5 and vocal.tessitura_high < 56.5  # the brief extremes do not count
+    assert vocal.high < 61.0  # a 0.3 s top note is not the comfortable top
+    assert 3.0 < vocal.voiced_seconds < 5.6
+    d = vocal.to_dict()
+    assert d["median_note"] in ("F3", "F#3", "G3") and d["voice_type"] == vocal.voice_type
+
+
+@pytest.mark.parametrize("voice", sorted(VOICES))
+def test_voice_type_of_synthetic_voices(voice: str) -> None:
+    expected = "mezzo-soprano" if voice == "mezzo" else voice
+    tonic = int(round(VOICE_CENTRES[expected])) - 4  # the melody spans 0..12 above the tonic
+    track = track_pitch(sing(scale_melody(tonic, n_notes=10, seconds=0.4, seed=5), VOICES[voice], sr=SR), SR)
+    assert estimate_range(track).voice_type == expected
+
+
+def test_note_name() -> None:
+    assert note_name(57) == "A3" and note_name(61.2) == "C#4" and note_name(59.6) == "C4"
+    with pytest.raises(ValueError):
+        note_name(float("nan"))
+
+
+def test_range_fit_picks_the_obvious_transposition() -> None:
+    singer = VocalRange(
+        low=48, high=64, tessitura_low=52, tessitura_high=59, median=55, voice_type="tenor", voiced_seconds=10
+    )
+    assert range_fit(49, 62, 52, 59, singer) == (0, 1.0)  # already a perfect fit: no key change
+    shift, fit = range_fit(54, 67, 57, 64, singer)  # the same song 5 semitones higher
+    assert shift == -3 and fit == pytest.approx(1.0)  # the smallest key change that centres it within 2
+    shift, fit = range_fit(40, 54, 43, 50, singer)  # 9 semitones low: the best is +6, still imperfect
+    assert shift == 6 and 0.0 < fit < 1.0
+    assert range_fit(30, 80, 35, 75, singer)[1] < 0.01  # a song no transposition can fit
+
+
+def _envelope_db(x: np.ndarray) -> np.ndarray:
+    """Mean LPC spectral envelope (dB, mean removed) of the voiced frames over 200..5000 Hz: the formants."""
+    frames = librosa.util.frame(x.astype(np.float64), frame_length=512, hop_length=160).T
+    voiced = np.flatnonzero(track_pitch(x, SR).voiced[: len(frames)])[::4]
+    envelope = np.zeros(257)
+    for frame in frames[voiced]:
+        a = librosa.lpc(frame * np.hanning(512), order=16)
+        envelope -= 20 * np.log10(np.abs(np.fft.rfft(a, 512)))
+    freqs = np.fft.rfftfreq(512, 1 / SR)
+    band = envelope[(freqs >= 200) & (freqs <= 5000)] / len(voiced)
+    return band - band.mean()
+
+
+def test_note_adjustment_hits_the_reference_and_keeps_formants() -> None:
+    x = sing(scale_melody(50, n_notes=10, seconds=0.5, seed=6), VOICES["baritone"], sr=SR, vowels="a")
+    track = track_pitch(x, SR)
+    y, semitones = adjust_to_reference(x, SR, track)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert semitones == pytest.approx(REFERENCE_MIDI - np.nanmedian(track.midi))
+    assert abs(np.nanmedian(track_pitch(y, SR).midi) - REFERENCE_MIDI) < 0.3
+    # a naive shift (resampling, tape speed) moves the formants with the pitch; WORLD keeps them
+    ratio = Fraction(2 ** (semitones / 12)).limit_denominator(100)
+    naive = resample_poly(x, ratio.denominator, ratio.numerator)
+    original = _envelope_db(x)
+    kept = np.sqrt(np.mean((_envelope_db(y) - original) ** 2))
+    moved = np.sqrt(np.mean((_envelope_db(naive) - original) ** 2))
+    assert kept < 1.5 and moved > 3 * kept
+
+
+def test_shift_pitch_moves_pitch_by_the_requested_interval() -> None:
+    x = sing([(60.0, 1.5)], VOICES["alto"], sr=SR)
+    y = shift_pitch(x, SR, -5.0)
+    assert abs(np.nanmedian(track_pitch(y, SR).midi) - 55.0) < 0.3
+
+
+def test_too_little_pitch_is_a_clear_error() -> None:
+    short = track_pitch(sing([(55.0, 1.0)], VOICES["tenor"], sr=SR), SR)
+    with pytest.raises(AudioInputError, match="pitched singing"):
+        estimate_range(short)
+    silence = np.zeros(SR * 3, dtype=np.float32)
+    with pytest.raises(AudioInputError, match="No sung pitch"):
+        adjust_to_reference(silence, SR)
+    with pytest.raises(AudioInputError):
+        track_pitch(np.zeros(100, dtype=np.float32), SR)

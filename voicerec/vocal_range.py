@@ -1,0 +1,126 @@
+"""A singer's comfortable range, tessitura and voice type from a pitch track, and how well a song fits them.
+
+Every voiced 10 ms frame counts as 10 ms of singing, so percentiles of the frames' pitch are weighted by
+duration: a note held for a second weighs a hundred times a passing 10 ms. The extremes of a recording are
+cracks, scoops, and octave slips as often as real notes, so the *comfortable range* is the 5th..95th
+percentile and the *tessitura* (where the voice spends most of its time) the 25th..75th.
+
+Voice type is the type whose typical comfortable range (`VOICE_TYPES`) is centred nearest the singer's median
+pitch. Pitch alone cannot tell a high male voice from a low female one (a tenor and an alto share most of their
+notes), so around MIDI 60 (C4) the answer is a guess from pitch only; the app shows the range itself, which
+does not depend on that guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import librosa
+import numpy as np
+
+from voicerec.audio import AudioInputError
+from voicerec.pitch import PitchTrack
+
+MIN_PITCHED_SECONDS = 2.0
+"""Less clearly pitched singing than this gives no meaningful range."""
+RANGE_PERCENTILES = (5.0, 95.0)
+TESSITURA_PERCENTILES = (25.0, 75.0)
+MAX_TRANSPOSE = 6
+
+VOICE_TYPES: dict[str, tuple[int, int]] = {
+    "bass": (40, 60),  # E2..C4
+    "baritone": (43, 64),  # G2..E4
+    "tenor": (48, 67),  # C3..G4
+    "alto": (53, 72),  # F3..C5
+    "mezzo-soprano": (57, 76),  # A3..E5
+    "soprano": (60, 81),  # C4..A5
+}
+"""Typical comfortable (not extreme) range of each voice type, as MIDI notes (choral/classical conventions)."""
+VOICE_CENTRES: dict[str, float] = {name: (lo + hi) / 2 for name, (lo, hi) in VOICE_TYPES.items()}
+
+
+def note_name(midi: float) -> str:
+    """The nearest equal-tempered note, sharps spelled with '#': 57 -> 'A3', 61.2 -> 'C#4'."""
+    if not np.isfinite(midi):
+        raise ValueError(f"No note name for {midi}.")
+    return librosa.midi_to_note(int(round(float(midi))), unicode=False)
+
+
+def voice_type(median_midi: float) -> str:
+    """The voice type whose comfortable range is centred nearest `median_midi` (pitch only; see module doc)."""
+    return min(VOICE_CENTRES, key=lambda name: abs(VOICE_CENTRES[name] - median_midi))
+
+
+@dataclass
+class VocalRange:
+    """A singer's comfortable range (low..high), tessitura and median pitch, as fractional MIDI numbers."""
+
+    low: float
+    high: float
+    tessitura_low: float
+    tessitura_high: float
+    median: float
+    voice_type: str
+    voiced_seconds: float
+
+    def to_dict(self) -> dict[str, float | str]:
+        """JSON-able: the fields plus note names ('low_note': 'A2', ...)."""
+        out: dict[str, float | str] = asdict(self)
+        for key in ("low", "high", "tessitura_low", "tessitura_high", "median"):
+            out[f"{key}_note"] = note_name(getattr(self, key))
+        return out
+
+
+def estimate_range(track: PitchTrack) -> VocalRange:
+    """Range, tessitura and voice type from the voiced frames of `track` (duration-weighted percentiles)."""
+    midi = track.midi[track.voiced]
+    seconds = float(midi.size * track.hop_seconds)
+    if seconds < MIN_PITCHED_SECONDS:
+        raise AudioInputError(
+            f"Only {seconds:.1f} s of clearly pitched singing were found; sing held notes (vowels, not speech) "
+            f"for at least {MIN_PITCHED_SECONDS:.0f} s, about 10 s works best."
+        )
+    low, t_low, median, t_high, high = np.percentile(
+        midi, [RANGE_PERCENTILES[0], TESSITURA_PERCENTILES[0], 50.0, TESSITURA_PERCENTILES[1], RANGE_PERCENTILES[1]]
+    )
+    return VocalRange(
+        low=float(low),
+        high=float(high),
+        tessitura_low=float(t_low),
+        tessitura_high=float(t_high),
+        median=float(median),
+        voice_type=voice_type(float(median)),
+        voiced_seconds=seconds,
+    )
+
+
+def _outside(lo: float, hi: float, bound_lo: float, bound_hi: float) -> float:
+    """Semitones of [lo, hi] that fall outside [bound_lo, bound_hi]."""
+    return max(0.0, bound_lo - lo) + max(0.0, hi - bound_hi)
+
+
+def range_fit(
+    song_low: float, song_high: float, song_tess_low: float, song_tess_high: float, singer: VocalRange
+) -> tuple[int, float]:
+    """(transposition in -6..+6 semitones, fit in 0..1) that best puts the song where the singer is comfortable.
+
+    The penalty of a transposition counts semitones of the song's tessitura outside the singer's comfortable
+    range (weight 1), of its whole range outside it (weight 0.5, a few passing notes are bearable) and the
+    distance between the two tessitura centres beyond 2 semitones (weight 0.25, which centres songs that fit
+    anywhere); fit =
+    exp(-penalty / 4), so 1 is a perfect fit and a tessitura 3 semitones too high gives about 0.5. Ties go to
+    the smallest key change: people like to sing a song in the key they know.
+    """
+    song_centre = (song_tess_low + song_tess_high) / 2
+    singer_centre = (singer.tessitura_low + singer.tessitura_high) / 2
+    best: tuple[float, int] | None = None
+    for shift in sorted(range(-MAX_TRANSPOSE, MAX_TRANSPOSE + 1), key=abs):
+        penalty = (
+            _outside(song_tess_low + shift, song_tess_high + shift, singer.low, singer.high)
+            + 0.5 * _outside(song_low + shift, song_high + shift, singer.low, singer.high)
+            + 0.25 * max(0.0, abs(song_centre + shift - singer_centre) - 2.0)
+        )
+        if best is None or penalty < best[0] - 1e-9:
+            best = (penalty, shift)
+    penalty, shift = best
+    return shift, float(np.exp(-penalty / 4.0))
