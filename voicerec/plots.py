@@ -110,11 +110,13 @@ def breakdown_chart(
     similarities: Sequence[Mapping[str, float]],
     names: Sequence[str] | None = None,
     scores: Sequence[float] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Figure:
     """Grouped horizontal bars: for each song (best first, at the top) its similarity under each embedding.
 
     Shows *why* a song ranks high: which aspect of the voice (timbre, expression, mood...) it matches.
-    `scores` (the fused score of each song), when given, is printed after each song's label.
+    `scores` (the fused score of each song), when given, is printed after each song's label; `labels` names the
+    embeddings in the legend (default: the names with spaces).
     """
     if len(songs) != len(similarities):
         raise ValueError(f"{len(songs)} songs but {len(similarities)} similarity rows.")
@@ -131,15 +133,22 @@ def breakdown_chart(
     colours = matplotlib.colormaps["tab10"].colors
     for j, name in enumerate(names):
         offset = (len(names) - 1) / 2 * height - j * height
-        ax.barh(y + offset, values[:, j], height=height, label=name.replace("_", " "), color=colours[j % 10])
-    labels = [s if len(s) <= 40 else s[:39] + "…" for s in songs]
+        ax.barh(
+            y + offset,
+            values[:, j],
+            height=height,
+            label=(labels or {}).get(name, name.replace("_", " ")),
+            color=colours[j % 10],
+        )
+    song_labels = [s if len(s) <= 40 else s[:39] + "…" for s in songs]
     if scores is not None:
-        labels = [f"{label}\nscore {score:.2f}" for label, score in zip(labels, scores, strict=True)]
-    ax.set_yticks(y, labels, fontsize=8)
+        song_labels = [f"{label}\nscore {score:.2f}" for label, score in zip(song_labels, scores, strict=True)]
+    ax.set_yticks(y, song_labels, fontsize=8)
     low = min(0.0, float(values.min()))
     ax.set_xlim(low, 1.0)
     ax.axvline(0, color="#888", lw=0.6)
     ax.set_xlabel("cosine similarity to your voice")
+    ax.set_title("Why these songs: how close each one is to your voice, per embedding", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return fig
