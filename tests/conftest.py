@@ -26,3 +26,23 @@ def singing_wav(tmp_path_factory, singing) -> str:
     path = tmp_path_factory.mktemp("audio") / "singing.wav"
     sf.write(path, singing, 16000)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory) -> dict[str, str]:
+    """Tiny randomly initialised timbre / expression / mood encoders exported as Hub folders (name -> folder)."""
+    import torch
+
+    import voicerec
+    from voicerec.export import export_model
+
+    root = tmp_path_factory.mktemp("encoders")
+    torch.manual_seed(0)
+    models = {
+        "timbre": voicerec.SSCLModel(voicerec.SSCLConfig(hidden_size=24, attention_channels=8, embedding_size=16)),
+        "expression": voicerec.SSCLModel(
+            voicerec.SSCLConfig(variant="expression", hidden_size=24, attention_channels=8, embedding_size=16)
+        ),
+        "mood": voicerec.TJAEModel(voicerec.TJAEConfig(hidden_size=16, latent_size=8, layer_dilations=[1, 2, 4])),
+    }
+    return {name: str(export_model(model.eval(), root / name)) for name, model in models.items()}
