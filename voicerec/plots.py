@@ -8,21 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import librosa
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .vocal_range import note_name
+
 _BLACK_PITCH_CLASSES = {1, 3, 6, 8, 10}
 RANGE_COLOUR = "#9ecae1"
 TESSITURA_COLOUR = "#3182bd"
 MEDIAN_COLOUR = "#e6550d"
-
-
-def note_name(midi: float) -> str:
-    """'C4'-style name of the nearest note (ASCII sharps, so every font can draw it)."""
-    return librosa.midi_to_note(int(round(midi)), unicode=False)
 
 
 def keyboard_span(low: float, high: float, margin: int = 2) -> tuple[int, int]:
