@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -51,7 +57,7 @@ def test_assembled_layout(published):
         assert f"someorg/{name}" in readme and f"voicerec/{name}" not in readme
     space = published[SPACE_REPO]
     assert {"app.py", "requirements.txt", "README.md", "voicerec/__init__.py"} <= set(space.files())
-    assert any(f.startswith("examples/") and f.endswith(".wav") for f in space.files())
+    assert any(f.startswith("examples/") and f.endswith((".wav", ".flac")) for f in space.files())
     assert space.variables == {
         "VOICEREC_TIMBRE_MODEL": "someorg/voicerec-sscl-timbre",
         "VOICEREC_EXPRESSION_MODEL": "someorg/voicerec-sscl-expression",
@@ -125,8 +131,8 @@ def test_models_load_in_fresh_process_without_voicerec(published, singing, tmp_p
         np.testing.assert_allclose(np.array(remote[folder]), expected, atol=1e-6)
 
 
-def test_pickled_weights_are_refused(tmp_path):
-    hub = build_tiny_hub(tmp_path / "hub")
+def test_pickled_weights_are_refused(tiny_hub, tmp_path):
+    hub = Path(shutil.copytree(tiny_hub, tmp_path / "hub"))
     (hub / "voicerec-tjae" / "model.safetensors").unlink()
     torch.save(tiny_model("voicerec-tjae").state_dict(), hub / "voicerec-tjae" / "pytorch_model.bin")
     with pytest.raises(PublishError, match="pytorch_model.bin"):
@@ -172,3 +178,66 @@ def test_push_stops_at_first_failure(published):
     with pytest.raises(PublishError, match=expected):
         push(list(published.values()), token="hf_x", api=api)
     assert api.upload_folder.call_count == 2
+
+
+def test_dataset_folder_loads_with_datasets(published, tiny_hub):
+    import datasets
+
+    catalog = datasets.load_dataset(str(published[DATASET_REPO].folder), split="train")
+    built = datasets.load_dataset(str(tiny_hub / DATASET_REPO), split="train")
+    assert catalog.num_rows == built.num_rows > 0
+    assert catalog["song_id"] == built["song_id"]
+    assert np.allclose(np.array(catalog["fused"]), np.array(built["fused"]))
+
+
+def test_space_starts_and_answers_from_published_folders(published, singing_wav, tmp_path):
+    """The Space folder alone, run as a Space runs it, with the models and catalog only from the published
+    folders (by environment variable, as the Hub ids are set on the Space)."""
+    from gradio_client import Client, handle_file
+
+    env = {key: str(published[value.split("/")[1]].folder) for key, value in published[SPACE_REPO].variables.items()}
+    with running_space(published[SPACE_REPO].folder, env, tmp_path / "space.log") as url:
+        client = Client(url, verbose=False, analytics_enabled=False)
+        *_, details = client.predict(handle_file(singing_wav), api_name="/recommend")
+    songs = {item["song_id"] for item in details["items"]}
+    assert songs and songs <= {f"song{i}" for i in range(10)}
+    assert details["profile"]["voiced_seconds"] > 3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_space(folder: Path, env: dict[str, str], log: Path, timeout: float = 180.0) -> Iterator[str]:
+    """`python app.py` from the Space folder, as the Space runs it: it imports the voicerec package beside it
+    (no PYTHONPATH to this checkout). Yields the URL once the app answers."""
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    full_env |= env | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
+    with log.open("w") as out:
+        cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(cmd, cwd=folder, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"app.py did not answer in {timeout} s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

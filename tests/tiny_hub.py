@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import soundfile as sf
 import torch
 
 import voicerec
 from voicerec.export import MODEL_CARDS, export_model
 from voicerec.publish import DATASET_REPO, MODEL_REPOS
+from voicerec.synth import VOICES, scale_melody, sing
 
 CARD_OF = {"voicerec-sscl-timbre": "sscl.md", "voicerec-sscl-expression": "sscl.md", "voicerec-tjae": "tjae.md"}
 
@@ -41,12 +43,24 @@ def export_tiny_models(hub: Path) -> None:
         export_model(tiny_model(name).eval(), hub / name, template, template_fields(template, f"voicerec/{name}"))
 
 
-def build_tiny_catalog(hub: Path) -> None:
-    """Placeholder until voicerec.catalog lands: a parquet dataset with a card."""
-    folder = hub / DATASET_REPO
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"song_id": ["s1", "s2"], "title": ["a", "b"]}).to_parquet(folder / "songs.parquet")
-    (folder / "README.md").write_text("---\nlicense: cc-by-4.0\ntags:\n- audio\n---\n# catalog\n")
+def build_tiny_catalog(hub: Path, songs: int = 4) -> None:
+    """The catalog builder run over a few synthetic songs (different voices and keys) with the tiny encoders."""
+    from voicerec.catalog import build_catalog
+
+    audio_dir = hub.parent / f"{hub.name}-songs"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(songs):
+        voice = list(VOICES)[i % len(VOICES)]
+        tonic = 43 + 3 * i
+        sf.write(audio_dir / f"song{i}.wav", sing(scale_melody(tonic, 10, 0.5, seed=i), VOICES[voice], 16000), 16000)
+        rows.append({"file": f"song{i}.wav", "song_id": f"song{i}", "title": f"Song {i}", "artist": "synth",
+                     "voice": voice, "license": "cc0-1.0", "key": "C major"})  # fmt: skip
+    pd.DataFrame(rows).to_csv(audio_dir / "songs.csv", index=False)
+    models = {key: str(hub / name) for key, name in zip(("timbre", "expression", "mood"), MODEL_REPOS, strict=True)}
+    build_catalog(audio_dir, hub / DATASET_REPO, audio_dir / "songs.csv", cache=hub.parent / f"{hub.name}-cache",
+                  card={"repo_id": f"voicerec/{DATASET_REPO}", "license": "cc0-1.0"},
+                  progress=False, **models)  # fmt: skip
 
 
 def build_tiny_hub(hub: Path) -> Path:

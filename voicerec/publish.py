@@ -135,28 +135,15 @@ def _space_readme(namespace: str, revision: str, models: list[str], dataset: str
     return Template(SPACE_CARD.read_text()).safe_substitute(fields)
 
 
-def _example_clips(folder: Path) -> None:
-    """A few seconds of synthetic singing per voice type, so the Space can be tried without a microphone."""
-    import soundfile as sf
-
-    from .synth import VOICES, scale_melody, sing
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, tonic in (("bass", 43), ("tenor", 52), ("alto", 57), ("soprano", 64)):
-        audio = sing(scale_melody(tonic, n_notes=20, seconds=0.5, seed=tonic), VOICES[name], sr=16000, seed=tonic)
-        sf.write(folder / f"{name}.wav", audio, 16000, subtype="PCM_16")
-
-
 def _assemble_space(dst: Path, namespace: str, revision: str, variables: dict[str, str]) -> None:
     dst.mkdir(parents=True)
     shutil.copy2(REPO_ROOT / "app.py", dst / "app.py")
     shutil.copy2(REPO_ROOT / "requirements.txt", dst / "requirements.txt")
     shutil.copytree(REPO_ROOT / "voicerec", dst / "voicerec", ignore=_IGNORE)
     examples = REPO_ROOT / "examples"
-    if examples.is_dir():
-        shutil.copytree(examples, dst / "examples", ignore=_IGNORE)
-    else:
-        _example_clips(dst / "examples")
+    if not any(examples.glob("*.flac")) and not any(examples.glob("*.wav")):
+        raise PublishError(f"{examples} has no example clips: make them with python -m examples.make_examples.")
+    shutil.copytree(examples, dst / "examples", ignore=_IGNORE)
     models = [v for k, v in variables.items() if k != DATASET_ENV]
     (dst / "README.md").write_text(_space_readme(namespace, revision, models, variables[DATASET_ENV]))
     problems = card_problems(dst / "README.md", "space")
