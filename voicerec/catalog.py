@@ -94,7 +94,13 @@ class Catalog:
     def load(cls, source: str | Path | None = None) -> Catalog:
         """A catalog folder or Hub dataset id; None -> $VOICEREC_CATALOG -> hub/voicerec-catalog."""
         source = resolve("catalog", source)
-        data = datasets.load_dataset(source, split="train")
+        files = sorted(str(f) for f in (Path(source) / "data").glob("*.parquet"))
+        if files:
+            # a local folder: name its files, because datasets caches a folder loaded through its card's `configs`
+            # by folder name and pattern, and would serve a rebuilt catalog's old rows
+            data = datasets.load_dataset("parquet", data_files=files, split="train")
+        else:
+            data = datasets.load_dataset(source, split="train")
         meta = _card_metadata(source).get("voicerec", {})
         weights = normalise_weights(meta.get("fused_weights"))
         return cls(data, weights, dict(meta.get("models", {})), source)
@@ -282,7 +288,7 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise ValueError(f"--shard expects i/n (e.g. 0/4), got {shard!r}.") from None
     if not 0 <= i < n:
-        raise ValueError(f"--shard {shard}: need 0 <= i < n.")
+        raise ValueError(f"--shard {shard}: i/n needs 0 <= i < n.")
     return i, n
 
 
@@ -451,6 +457,7 @@ def build_catalog(
     ]
     meta = {"fused_weights": w, "models": {k: f"{_model_id(sources[k])}@{embedder.fingerprints[k]}" for k in sources},
             "embedding_dims": embedder.dimensions}  # fmt: skip
+    card = {"repo_id": f"{HUB_NAMESPACE}/{output.name}", **(card or {})}
     output.parent.mkdir(parents=True, exist_ok=True)
     _clean_leftovers(output)
     if part is None:
@@ -458,13 +465,13 @@ def build_catalog(
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "data").mkdir(parents=True)
         _write_parquet(records, embedder.dimensions, tmp / "data" / "train-00000-of-00001.parquet")
-        _write_card(tmp, card or {}, meta)
+        _write_card(tmp, card, meta)
         _swap_into_place(tmp, output)
     else:
         (output / "data").mkdir(parents=True, exist_ok=True)
         name = f"train-{part[0]:05d}-of-{part[1]:05d}.parquet"
         _write_parquet(records, embedder.dimensions, output / "data" / name)
-        _write_card(output, card or {}, meta)
+        _write_card(output, card, meta)
     audio_seconds = float(sum(r["duration"] for r in records))
     return BuildReport(output, len(records), len(todo) - sum(1 for r, _, _ in todo if r["file"] in failed), cached,
                        failed, time.perf_counter() - start, audio_seconds)  # fmt: skip

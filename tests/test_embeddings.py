@@ -1,0 +1,88 @@
+"""Embeddings: five unit vectors per recording, fused so that a dot product is the weighted sum of cosines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from voicerec.audio import load_audio
+from voicerec.cli import main
+from voicerec.embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights
+from voicerec.synth import VOICES, scale_melody, sing
+
+
+def _random_embeddings(rng: np.random.Generator, dims: dict[str, int]) -> dict[str, np.ndarray]:
+    return {name: rng.standard_normal(dim).astype(np.float32) for name, dim in dims.items()}
+
+
+def test_fused_dot_is_weighted_sum_of_cosines():
+    rng = np.random.default_rng(0)
+    dims = {"timbre": 12, "expression": 12, "timbre_note": 12, "expression_note": 12, "mood": 6}
+    for _ in range(5):
+        a, b = _random_embeddings(rng, dims), _random_embeddings(rng, dims)
+        weights = dict(zip(EMBEDDING_NAMES, rng.uniform(0, 3, len(EMBEDDING_NAMES)), strict=True))
+        w = normalise_weights(weights)
+        cosines = {n: a[n] @ b[n] / (np.linalg.norm(a[n]) * np.linalg.norm(b[n])) for n in EMBEDDING_NAMES}
+        expected = sum(w[n] * cosines[n] for n in EMBEDDING_NAMES)
+        fa, fb = fuse(a, weights), fuse(b, weights)
+        assert fa.dtype == np.float32 and fa.shape == (sum(dims.values()),)
+        assert fa @ fb == pytest.approx(expected, abs=1e-5)
+        assert np.linalg.norm(fa) == pytest.approx(1.0, abs=1e-5)
+    rows = {n: np.stack([a[n], b[n]]) for n in EMBEDDING_NAMES}  # rows of vectors fuse row by row
+    np.testing.assert_allclose(fuse(rows)[1], fuse(b), atol=1e-6)
+
+
+def test_weights_override_defaults_and_are_checked():
+    only_timbre = normalise_weights({n: 0.0 for n in EMBEDDING_NAMES} | {"timbre": 5.0})
+    assert only_timbre["timbre"] == 1.0 and sum(only_timbre.values()) == pytest.approx(1.0)
+    partial = normalise_weights({"mood": 0.0})
+    assert partial["mood"] == 0.0 and partial["timbre"] > 0
+    with pytest.raises(ValueError, match="Unknown embedding"):
+        normalise_weights({"pitch": 1.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        normalise_weights({"timbre": -1.0})
+    with pytest.raises(ValueError, match="above zero"):
+        normalise_weights(dict.fromkeys(EMBEDDING_NAMES, 0.0))
+
+
+def test_embedder_gives_five_unit_vectors(tiny_encoders, singing):
+    embedder = Embedder.from_pretrained(**tiny_encoders)
+    audio = load_audio((16000, singing))
+    out = embedder.embed(audio)
+    assert tuple(out) == EMBEDDING_NAMES
+    for name, vec in out.items():
+        assert vec.dtype == np.float32 and vec.shape == (embedder.dimensions[name],)
+        assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-5)
+    # the note-adjusted copy is a different signal, so its embedding differs from the original's
+    assert not np.allclose(out["timbre"], out["timbre_note"])
+    again = embedder.embed(audio)
+    np.testing.assert_allclose(again["timbre"], out["timbre"], atol=1e-6)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path, tiny_encoders):
+    with pytest.raises(OSError, match="Could not load the timbre model"):
+        Embedder.from_pretrained(tmp_path / "nothing", tiny_encoders["expression"], tiny_encoders["mood"])
+
+
+def test_embed_cli_skips_bad_file(tmp_path, tiny_encoders, capsys):
+    good = [tmp_path / "bass.wav", tmp_path / "soprano.wav"]
+    sf.write(good[0], sing(scale_melody(45, 10, 0.45, seed=2), VOICES["bass"]), 16000)
+    sf.write(good[1], sing(scale_melody(67, 10, 0.45, seed=3), VOICES["soprano"]), 16000)
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    out = tmp_path / "emb.parquet"
+    models = ["--timbre-model", tiny_encoders["timbre"], "--expression-model", tiny_encoders["expression"],
+              "--mood-model", tiny_encoders["mood"]]  # fmt: skip
+    code = main(["embed", str(good[0]), str(bad), str(good[1]), "--output", str(out), *models])
+    assert code == 1  # something failed, and the rest was still written
+    assert "notes.wav" in capsys.readouterr().err
+    table = pq.read_table(out).to_pydict()
+    assert table["path"] == [str(good[0]), str(good[1])]
+    assert set(table) == {"path", *EMBEDDING_NAMES, "fused"}
+    fused = np.array(table["fused"], dtype=np.float32)
+    sims = {n: np.dot(*np.array(table[n], dtype=np.float32)) for n in EMBEDDING_NAMES}
+    w = normalise_weights()
+    assert fused[0] @ fused[1] == pytest.approx(sum(w[n] * sims[n] for n in EMBEDDING_NAMES), abs=1e-5)
+    assert pq.read_schema(out).field("timbre").type.value_type == "float"
