@@ -8,7 +8,7 @@ variants whose latent matters (zeroed and shuffled both at least `--guard` times
 
 Results are written after each variant, so an interrupted run keeps what it measured (`--resume` skips those).
 
-    python training/ablate_tjae.py --config training/configs/tjae.yaml --steps 600 \
+    python training/ablate_tjae.py --config training/configs/tjae.yaml --steps 400 --set train.batch_size=8 \
         --output /work/runs/tjae/ablation.json
 """
 
@@ -31,8 +31,8 @@ from training.train_tjae import is_heldout, load_config, load_data, train  # noq
 
 # name -> TJAEConfig fields changed from the config's `model` section
 VARIANTS: dict[str, dict] = {
-    "time jumps, causal": {"time_jumps": True, "causal": True},
-    "time jumps, non-causal": {"time_jumps": True, "causal": False},
+    "time jumps, causal": {"time_jumps": True, "causal": True, "jump_dropout": 0.5},
+    "time jumps, non-causal": {"time_jumps": True, "causal": False, "jump_dropout": 0.5},
     "no time jumps, causal": {"time_jumps": False, "causal": True},
     "no time jumps, non-causal": {"time_jumps": False, "causal": False},
     "time jumps without jump dropout, causal": {"time_jumps": True, "causal": True, "jump_dropout": 0.0},
@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--guard", type=float, default=2.0, help="how much worse a removed latent must be")
     parser.add_argument("--output", required=True, help="JSON results (+ a .md table next to it)")
     parser.add_argument("--resume", action="store_true", help="keep variants already in --output")
+    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="config overrides")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, [f"train.steps={args.steps}"])
+    cfg = load_config(args.config, [*args.set, f"train.steps={args.steps}", "train.max_minutes=null"])
     train_clips, held = load_data(cfg["data"], seed=int(cfg.get("seed", 0)))
     heldout_cfg = cfg["data"].get("heldout") or {}
     songs = [c for c in load_clips(GTSINGER, sr=SR, kinds=("singing",)) if is_heldout(c, heldout_cfg)]
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         summary = {
             "config": args.config,
+            "overrides": args.set,
             "steps": args.steps,
             "batch_size": cfg["train"]["batch_size"],
             "crop_seconds": cfg["train"]["crop_seconds"],

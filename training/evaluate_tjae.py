@@ -3,11 +3,15 @@
 1. Latent check: held-out reconstruction error (MSE on per-clip-normalised log-mel; predicting the clip mean
    scores 1.0) with the true latent, with the latent zeroed, and with it shuffled in time. If the time jumps
    alone could rebuild the input, the last two would be no worse than the first.
-2. Same-song retrieval on gtsinger-dev: each singing clip queries that singer's other singing clips; the other
-   takes of the same song (same melody and lyrics, another technique) should rank first. Top-1 and mAP for
-   the mood embedding against MFCC statistics (and the timbre embedding when it is available).
-3. Redundancy with timbre: correlation between the pairwise cosine-similarity matrices of mood and timbre
-   (SSCL timbre if `--timbre` exists, MFCC otherwise). Low correlation = the mood embedding adds information.
+2. Same-song retrieval on the held-out gtsinger-dev singers (fold A): each singing clip queries that singer's
+   other singing clips; the other takes of the same song (same melody and lyrics, another technique) should
+   rank first. Top-1 and mAP for the mood embedding against MFCC statistics (and the timbre embedding when
+   `--timbre` exists).
+3. Redundancy with timbre: correlation between the pairwise cosine similarities of mood and timbre (SSCL
+   timbre when available) and of mood and MFCC statistics. Low correlation = the mood embedding adds
+   information instead of repeating it.
+4. Pooling: the latent pooled as its mean or as mean and standard deviation, each measured as in 2-3 on the
+   training singers (fold B, where the choice is made) and on the held-out singers (fold A).
 
     python training/evaluate_tjae.py --model /work/runs/tjae/shipped --output /work/runs/tjae/evaluation.json
 """
@@ -30,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from training.data import Clip, load_clips  # noqa: E402
 from training.train_tjae import is_heldout, load_config, load_data  # noqa: E402
+from voicerec.evaluation import retrieval_metrics  # noqa: E402
 
 SR = 16000
 GTSINGER = "/work/shared/data/gtsinger-dev"
@@ -59,6 +64,35 @@ def embed(model, clips: list[Clip]) -> np.ndarray:
     model.eval()
     rows = [model(input_values=torch.from_numpy(c.audio)[None]).embeddings[0].numpy() for c in clips]
     return np.stack(rows)
+
+
+@torch.no_grad()
+def pooled_latents(model, clips: list[Clip]) -> dict[str, np.ndarray]:
+    """The latent of each whole clip pooled both ways the config allows (`pooling`: mean, mean_std)."""
+    model.eval()
+    means, stds = [], []
+    for c in clips:
+        z = model(input_values=torch.from_numpy(c.audio)[None]).latent[0].numpy()
+        means.append(z.mean(0))
+        stds.append(z.std(0))
+    return {"mean": np.stack(means), "mean_std": np.concatenate([np.stack(means), np.stack(stds)], axis=1)}
+
+
+def pooling_report(model, folds: dict[str, list[Clip]]) -> dict:
+    """What each pooling carries, per singer fold: the song (same-song retrieval), the singer (song-disjoint
+    singer retrieval) and how much it overlaps MFCC statistics. The choice is made on the training singers."""
+    report = {}
+    for fold, clips in folds.items():
+        singers, songs = [c.singer for c in clips], [c.song for c in clips]
+        mfcc = mfcc_stats(clips)
+        upper = np.triu(np.ones((len(clips), len(clips)), dtype=bool), k=1)
+        for pooling, emb in pooled_latents(model, clips).items():
+            report.setdefault(pooling, {})[fold] = {
+                "same_song": same_song_retrieval(emb, singers, songs),
+                "singer": retrieval_metrics(emb, singers, songs),
+                "mfcc_correlation": similarity_correlation(emb, mfcc, upper),
+            }
+    return report
 
 
 def mfcc_stats(clips: list[Clip], n_mfcc: int = 20) -> np.ndarray:
@@ -103,65 +137,82 @@ def similarity_correlation(a: np.ndarray, b: np.ndarray, pairs: np.ndarray) -> d
     return {"pearson": float(pearsonr(sa, sb)[0]), "spearman": float(spearmanr(sa, sb)[0]), "pairs": int(pairs.sum())}
 
 
-def embedding_report(model, clips: list[Clip], heldout: dict, timbre_model=None, seed: int = 0) -> dict:
-    """Same-song retrieval (held-out singers and all singers) and mood/timbre redundancy on `clips`."""
+def embedding_report(model, clips: list[Clip], timbre_model=None, seed: int = 0) -> dict:
+    """Same-song retrieval and redundancy with timbre on `clips` (the held-out singers only)."""
     singers, songs = [c.singer for c in clips], [c.song for c in clips]
     embeddings = {"mood (TJAE)": embed(model, clips), "MFCC mean+std": mfcc_stats(clips)}
     if timbre_model is not None:
         embeddings["timbre (SSCL)"] = embed(timbre_model, clips)
     embeddings["random"] = np.random.default_rng(seed).standard_normal((len(clips), 64))
-    held = np.array([is_heldout(c, heldout) for c in clips])
-    retrieval = {}
-    for name, emb in embeddings.items():
-        retrieval[name] = {
-            "held-out singers": same_song_retrieval(
-                emb[held], list(np.array(singers)[held]), list(np.array(songs)[held])
-            ),
-            "all singers": same_song_retrieval(emb, singers, songs),
-        }
-    reference = "timbre (SSCL)" if timbre_model is not None else "MFCC mean+std"
+    retrieval = {name: same_song_retrieval(emb, singers, songs) for name, emb in embeddings.items()}
+    singer = {name: retrieval_metrics(emb, singers, songs) for name, emb in embeddings.items()}
     upper = np.triu(np.ones((len(clips), len(clips)), dtype=bool), k=1)
     same_singer = upper & (np.array(singers)[:, None] == np.array(singers)[None, :])
+    pairs = [("mood (TJAE)", "timbre (SSCL)"), ("mood (TJAE)", "MFCC mean+std"), ("timbre (SSCL)", "MFCC mean+std")]
     correlation = {
-        "reference": reference,
-        "all pairs": similarity_correlation(embeddings["mood (TJAE)"], embeddings[reference], upper),
-        "same-singer pairs": similarity_correlation(embeddings["mood (TJAE)"], embeddings[reference], same_singer),
+        f"{a} vs {b}": {
+            "all pairs": similarity_correlation(embeddings[a], embeddings[b], upper),
+            "same-singer pairs": similarity_correlation(embeddings[a], embeddings[b], same_singer),
+        }
+        for a, b in pairs
+        if a in embeddings and b in embeddings
     }
-    if reference != "MFCC mean+std":
-        correlation[f"{reference} vs MFCC, all pairs"] = similarity_correlation(
-            embeddings[reference], embeddings["MFCC mean+std"], upper
-        )
-    return {"clips": len(clips), "same_song_retrieval": retrieval, "similarity_correlation": correlation}
+    return {
+        "clips": len(clips),
+        "singers": sorted(set(singers)),
+        "same_song_retrieval": retrieval,
+        "singer_retrieval": singer,
+        "similarity_correlation": correlation,
+    }
 
 
 def markdown_tables(result: dict) -> dict[str, str]:
     """The card's tables, rendered from the result JSON."""
     rec = result["reconstruction"]
     base = rec["true latent"]
-    rows = [f"| {name} | {mse:.3f} | {mse / base:.2f}× |" for name, mse in rec.items()]
+    rows = [f"| {name} | {mse:.3f} | {mse / base:.1f}× |" for name, mse in rec.items()]
     latent = "| decoder input | held-out MSE | vs true latent |\n|---|---|---|\n" + "\n".join(rows)
     emb = result["embeddings"]
     rows = []
     for name, r in emb["same_song_retrieval"].items():
-        h, a = r["held-out singers"], r["all singers"]
-        rows.append(f"| {name} | {h['top1']:.3f} | {h['mAP']:.3f} | {a['top1']:.3f} | {a['mAP']:.3f} |")
-    q = next(iter(emb["same_song_retrieval"].values()))
+        g = emb["singer_retrieval"][name]
+        rows.append(
+            f"| {name} | {r['top1']:.3f} | {r['mAP']:.3f} | {g['top1']:.3f} | {g['map']:.3f} | {g['eer']:.3f} |"
+        )
+    song_q = next(iter(emb["same_song_retrieval"].values()))["queries"]
+    singer_q = next(iter(emb["singer_retrieval"].values()))["queries"]
     song = (
-        f"| embedding | top-1 (held-out singers, {q['held-out singers']['queries']} queries) | mAP (held-out) "
-        f"| top-1 (all singers, {q['all singers']['queries']} queries) | mAP (all) |\n|---|---|---|---|---|\n"
-        + "\n".join(rows)
+        f"| embedding | same-song top-1 ({song_q} queries) | same-song mAP | singer top-1 ({singer_q} queries) "
+        "| singer mAP | singer EER |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    corr = emb["similarity_correlation"]
     rows = [
-        f"| {name} | {c['pearson']:.3f} | {c['spearman']:.3f} | {c['pairs']} |"
-        for name, c in corr.items()
-        if isinstance(c, dict)
+        f"| {name} | {c['all pairs']['pearson']:.3f} | {c['all pairs']['spearman']:.3f} "
+        f"| {c['same-singer pairs']['pearson']:.3f} | {c['same-singer pairs']['spearman']:.3f} |"
+        for name, c in emb["similarity_correlation"].items()
     ]
+    pairs = next(iter(emb["similarity_correlation"].values()))
     redundancy = (
-        f"| mood vs {corr['reference']} (cosine similarities) | Pearson r | Spearman ρ | pairs |\n|---|---|---|---|\n"
-        + "\n".join(rows)
+        f"| cosine similarities | Pearson r (all {pairs['all pairs']['pairs']} pairs) | Spearman ρ (all) "
+        f"| Pearson r (same-singer, {pairs['same-singer pairs']['pairs']} pairs) | Spearman ρ (same-singer) |\n"
+        "|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    return {"latent_table": latent, "same_song_table": song, "redundancy_table": redundancy}
+    rows = []
+    for pooling, folds in result["pooling"].items():
+        for fold, r in folds.items():
+            rows.append(
+                f"| {pooling} | {fold} | {r['same_song']['top1']:.3f} | {r['same_song']['mAP']:.3f} "
+                f"| {r['singer']['top1']:.3f} | {r['singer']['map']:.3f} | {r['mfcc_correlation']['pearson']:.3f} |"
+            )
+    pooling = (
+        "| pooling | singers | same-song top-1 | same-song mAP | singer top-1 | singer mAP | Pearson r with MFCC |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    return {
+        "latent_table": latent,
+        "same_song_table": song,
+        "redundancy_table": redundancy,
+        "pooling_table": pooling,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,14 +229,18 @@ def main(argv: list[str] | None = None) -> None:
     timbre = None
     if (Path(args.timbre) / "config.json").exists():
         timbre = AutoModel.from_pretrained(args.timbre, trust_remote_code=True)
+    heldout_cfg = cfg["data"].get("heldout") or {}
     _, held = load_data(cfg["data"])
     gtsinger = load_clips(GTSINGER, sr=SR, kinds=("singing",))
+    fold_a = [c for c in gtsinger if is_heldout(c, heldout_cfg)]
+    fold_b = [c for c in gtsinger if not is_heldout(c, heldout_cfg)]
     result = {
         "model": str(args.model),
         "timbre_model": str(args.timbre) if timbre is not None else None,
         "heldout_clips": len(held),
         "reconstruction": reconstruction_errors(model, held),
-        "embeddings": embedding_report(model, gtsinger, cfg["data"].get("heldout") or {}, timbre),
+        "embeddings": embedding_report(model, fold_a, timbre),
+        "pooling": pooling_report(model, {"training (fold B)": fold_b, "held-out (fold A)": fold_a}),
     }
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

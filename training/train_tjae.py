@@ -96,7 +96,9 @@ def train(cfg: dict, train_clips: list[Clip], output_dir: str | Path | None = No
         model.parameters(), lr=float(tcfg["learning_rate"]), weight_decay=float(tcfg["weight_decay"])
     )
     warmup = int(tcfg.get("warmup_steps", 0))
-    budget = 60 * float(tcfg.get("max_minutes") or math.inf)
+    budget = math.inf if tcfg.get("max_minutes") is None else 60 * float(tcfg["max_minutes"])
+    if budget <= 0:
+        raise ValueError(f"train.max_minutes must be positive or null, got {tcfg['max_minutes']!r}")
 
     def lr_factor(step: int, progress: float) -> float:
         """Linear warm-up, then cosine decay to zero as `progress` (0..1) runs out.
@@ -110,7 +112,7 @@ def train(cfg: dict, train_clips: list[Clip], output_dir: str | Path | None = No
 
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     model.train()
-    log, running = [], []
+    log, running, done, lr = [], [], 0, 0.0
     start = time.monotonic()
     bar = tqdm(loader, total=len(loader), desc="tjae", disable=not accelerator.is_local_main_process)
     for step, (audio, _) in enumerate(bar):
@@ -127,13 +129,14 @@ def train(cfg: dict, train_clips: list[Clip], output_dir: str | Path | None = No
         accelerator.clip_grad_norm_(model.parameters(), float(tcfg.get("grad_clip", 1.0)))
         optimizer.step()
         optimizer.zero_grad()
+        done += 1
         running.append(accelerator.gather(loss.detach()[None]).mean().item())
-        if (step + 1) % int(tcfg.get("log_every", 100)) == 0 or step + 1 == len(loader):
-            log.append({"step": step + 1, "loss": float(np.mean(running)), "lr": lr})
+        if done % int(tcfg.get("log_every", 100)) == 0 or done == len(loader):
+            log.append({"step": done, "loss": float(np.mean(running)), "lr": lr})
             bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
             running = []
     if running:  # the partial interval before a time-budget stop
-        log.append({"step": step, "loss": float(np.mean(running)), "lr": lr})
+        log.append({"step": done, "loss": float(np.mean(running)), "lr": lr})
     accelerator.wait_for_everyone()
     seconds = time.monotonic() - start
     model = accelerator.unwrap_model(model).eval()
@@ -142,7 +145,7 @@ def train(cfg: dict, train_clips: list[Clip], output_dir: str | Path | None = No
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out, safe_serialization=True)
         (out / "train_log.json").write_text(
-            json.dumps({"config": cfg, "train_seconds": seconds, "steps": log[-1]["step"], "log": log}, indent=2)
+            json.dumps({"config": cfg, "train_seconds": seconds, "steps": done, "log": log}, indent=2)
         )
     return model, log
 
@@ -158,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     hours = sum(len(c.audio) for c in train_clips) / 16000 / 3600
     print(f"training on {len(train_clips)} clips ({hours * 60:.1f} min), {len(held)} clips held out")
     _, log = train(cfg, train_clips, args.output_dir)
-    print(f"final loss {log[-1]['loss']:.4f}; model in {args.output_dir}")
+    if log:
+        print(f"{log[-1]['step']} steps, final loss {log[-1]['loss']:.4f}; model in {args.output_dir}")
 
 
 if __name__ == "__main__":

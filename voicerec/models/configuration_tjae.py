@@ -11,6 +11,11 @@ class TJAEConfig(PretrainedConfig):
     `time_jumps` passes each encoder layer's feature map to the matching decoder layer through a narrow
     `jump_size` bottleneck; `jump_dropout` drops whole jumps while training so the latent must carry the
     content (the skips alone cannot rebuild the input).
+
+    `pooling` turns the latent (frames, latent_size) into the embedding: "mean" (its time average,
+    latent_size values) or "mean_std" (average and standard deviation, 2 * latent_size values). The
+    standard deviation mostly tracks the singer's spectral spread, i.e. timbre; the mean follows what is
+    sung, so "mean" keeps the embedding from repeating the timbre embedding.
     """
 
     model_type = "voicerec-tjae"
@@ -31,8 +36,11 @@ class TJAEConfig(PretrainedConfig):
         jump_size: int = 8,
         jump_dropout: float = 0.5,
         causal: bool = True,
+        pooling: str = "mean",
         **kwargs,
     ) -> None:
+        if pooling not in ("mean", "mean_std"):
+            raise ValueError(f"pooling must be 'mean' or 'mean_std', got {pooling!r}")
         self.sampling_rate = sampling_rate
         self.n_fft = n_fft
         self.hop_length = hop_length
@@ -47,4 +55,9 @@ class TJAEConfig(PretrainedConfig):
         self.jump_size = jump_size
         self.jump_dropout = jump_dropout
         self.causal = causal
+        self.pooling = pooling
         super().__init__(**kwargs)
+
+    @property
+    def embedding_size(self) -> int:
+        return self.latent_size if self.pooling == "mean" else 2 * self.latent_size

@@ -21,7 +21,7 @@ from .configuration_tjae import TJAEConfig
 
 @dataclass
 class TJAEOutput(ModelOutput):
-    """`embeddings`: unit-length mood vectors (batch, 2*latent_size); `latent`: (batch, frames, latent_size)."""
+    """`embeddings`: unit-length mood vectors (batch, config.embedding_size); `latent`: (batch, frames, latent_size)."""
 
     loss: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
@@ -139,7 +139,8 @@ class TJAEModel(TJAEPreTrainedModel):
         x, mask = self.normalized_logmel(input_values, attention_mask)
         z, recon = self.autoencode(x, mask, latent_mode)
         mean, std = masked_mean_std(z, mask)
-        embeddings = F.normalize(torch.cat([mean.squeeze(-1), std.squeeze(-1)], dim=-1), dim=-1)
+        pooled = mean if self.config.pooling == "mean" else torch.cat([mean, std], dim=1)
+        embeddings = F.normalize(pooled.squeeze(-1), dim=-1)
         valid = mask[:, None, :].to(x.dtype)
         loss = ((recon - x).square() * valid).sum() / (valid.sum() * x.shape[1]).clamp_min(1.0)
         out = TJAEOutput(

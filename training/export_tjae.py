@@ -1,0 +1,132 @@
+"""Export a trained TJAE as a Hub folder whose card is filled from the training log, evaluation and ablation files.
+
+Nothing in the card's tables is typed by hand: they are rendered from the JSON written by `train_tjae.py`,
+`evaluate_tjae.py` and `ablate_tjae.py`.
+
+    python training/export_tjae.py --model /work/runs/tjae/shipped --evaluation /work/runs/tjae/evaluation.json \
+        --ablation /work/runs/tjae/ablation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from transformers import AutoModel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from training.ablate_tjae import markdown_table as ablation_table  # noqa: E402
+from training.evaluate_tjae import markdown_tables  # noqa: E402
+from training.train_tjae import load_config  # noqa: E402
+from voicerec.export import export_model  # noqa: E402
+
+TRAIN_COMMAND = "python training/train_tjae.py --config training/configs/tjae.yaml --output-dir runs/tjae"
+
+
+def design_verdict(ablation: dict, shipped: dict) -> str:
+    """One paragraph, computed from the ablation JSON: which variant won, by how much, and what shipped."""
+    variants = ablation["variants"]
+    winner = ablation["winner"]
+    if winner is None:
+        return "No variant passed the latent guard in the ablation."
+    mse = {name: r["reconstruction"]["true latent"] for name, r in variants.items()}
+    others = ", ".join(f"{name} {value:.3f}" for name, value in mse.items() if name != winner)
+    failing = [
+        name
+        for name, r in variants.items()
+        if min(r["reconstruction"]["latent zeroed"], r["reconstruction"]["latent shuffled in time"])
+        < ablation["guard"] * r["reconstruction"]["true latent"]
+    ]
+    text = (
+        f"Among the variants whose latent matters (zeroed and shuffled latent both ≥ {ablation['guard']:g}× the "
+        f"true latent's error), **{winner}** rebuilt the held-out clips best: MSE {mse[winner]:.3f} against {others}."
+    )
+    if failing:
+        text += f" Failing the latent guard: {', '.join(failing)}."
+    matches = all(shipped.get(k) == v for k, v in variants[winner]["model"].items() if k in shipped)
+    text += (
+        " The shipped checkpoint uses this design."
+        if matches
+        else " The shipped checkpoint does **not** use this design (see Limits)."
+    )
+    return text
+
+
+def card_fields(cfg: dict, train_log: dict, evaluation: dict, ablation: dict, model) -> dict[str, str]:
+    export, mcfg = cfg["export"], model.config
+    heldout = cfg["data"].get("heldout") or {}
+    receptive = 1 + sum(d * (mcfg.kernel_size - 1) for d in mcfg.layer_dilations)
+    tables = markdown_tables(evaluation)
+    return {
+        "model_id": export["hub_id"],
+        "license": export["license"],
+        "datasets": "\n".join(f"- {d}" for d in export.get("datasets", [])) or "[]",
+        "parameters": f"{sum(p.numel() for p in model.parameters()):,}",
+        "embedding_size": str(mcfg.embedding_size),
+        "pooling_text": (
+            "its time average" if mcfg.pooling == "mean" else "its time average and standard deviation, concatenated"
+        ),
+        "pooling_table": tables["pooling_table"],
+        "latent_size": str(mcfg.latent_size),
+        "hidden_size": str(mcfg.hidden_size),
+        "dilations": ", ".join(str(d) for d in mcfg.layer_dilations),
+        "receptive_ms": str(receptive * 1000 * mcfg.hop_length // mcfg.sampling_rate),
+        "jump_size": str(mcfg.jump_size),
+        "jump_dropout": f"{mcfg.jump_dropout:g}",
+        "convolutions": "causal" if mcfg.causal else "non-causal (centred)",
+        "time_jumps": "with" if mcfg.time_jumps else "without",
+        "steps": str(train_log["steps"]),
+        "batch_size": str(cfg["train"]["batch_size"]),
+        "crop_seconds": f"{cfg['train']['crop_seconds']:g}",
+        "train_minutes": f"{train_log['train_seconds'] / 60:.1f}",
+        "final_loss": f"{train_log['log'][-1]['loss']:.3f}",
+        "command": TRAIN_COMMAND,
+        "training_data": export["training_data"].strip(),
+        "excluded": ", ".join(heldout.get("singers") or []),
+        "heldout_songs": ", ".join(heldout.get("songs") or []),
+        "heldout_clips": str(evaluation["heldout_clips"]),
+        "latent_table": tables["latent_table"],
+        "same_song_table": tables["same_song_table"],
+        "redundancy_table": tables["redundancy_table"],
+        "timbre_reference": (
+            "the SSCL timbre embedding (`voicerec/voicerec-sscl-timbre`) and MFCC statistics"
+            if evaluation["timbre_model"]
+            else "MFCC statistics only (the SSCL timbre checkpoint was not available when this card was made)"
+        ),
+        "ablation_table": ablation_table(ablation),
+        "ablation_steps": str(ablation["steps"]),
+        "ablation_batch": str(ablation["batch_size"]),
+        "ablation_crop": f"{ablation['crop_seconds']:g}",
+        "ablation_command": (
+            f"python training/ablate_tjae.py --config training/configs/tjae.yaml --steps {ablation['steps']} "
+            + (f"--set {' '.join(ablation['overrides'])} " if ablation.get("overrides") else "")
+            + "--output runs/tjae/ablation.json"
+        ),
+        "design_verdict": design_verdict(ablation, cfg["model"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="trained TJAE folder (with train_log.json)")
+    parser.add_argument("--evaluation", required=True, help="evaluate_tjae.py JSON")
+    parser.add_argument("--ablation", required=True, help="ablate_tjae.py JSON")
+    parser.add_argument("--config", default="training/configs/tjae.yaml")
+    parser.add_argument("--out", help="Hub folder (default: the config's export.dir)")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    model = AutoModel.from_pretrained(args.model).eval()
+    train_log = json.loads((Path(args.model) / "train_log.json").read_text())
+    evaluation = json.loads(Path(args.evaluation).read_text())
+    ablation = json.loads(Path(args.ablation).read_text())
+    fields = card_fields(cfg, train_log, evaluation, ablation, model)
+    out = export_model(model, args.out or cfg["export"]["dir"], cfg["export"]["card"], fields)
+    size = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+    print(f"exported to {out} ({size:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
