@@ -1,0 +1,345 @@
+"""How fast voicerec is on this machine: `python -m voicerec bench` prints markdown tables for the README.
+
+- end to end: one 15 s recording through `Recommender.recommend`, with each stage's share (the one-off model and
+  catalog loading is reported beside it), and the composed time at 10k and 1M songs;
+- search: the catalog index (`voicerec.index.VectorIndex`, exact up to 100k vectors, IVF-SQ8 above) against a
+  plain numpy scan, over 1k..1M synthetic fused vectors of the real dimension, with the index's recall;
+- pitch: the chosen tracker (`voicerec.pitch.track_pitch`) against librosa's pyin on the same synthetic singing,
+  with their error against the known sung notes;
+- embedding throughput (clips/s) and catalog build speed (x real time) with the real encoders;
+- peak memory (RSS) of `python app.py` after it answered a request.
+
+The recordings are synthetic singing (voicerec.synth), so the benchmark runs anywhere; timings are medians.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+
+from .audio import load_audio
+from .defaults import REPO_ROOT, resolve
+from .index import VectorIndex
+from .pitch import track_pitch
+from .synth import VOICES, scale_melody, sing
+
+RATE = 16000
+NOTE_SECONDS = 0.5
+SEARCH_SIZES = (1_000, 10_000, 100_000, 1_000_000)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Median wall time of `repeats` calls (after one warm-up call) and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def synthetic_singing(seconds: float, voice: str = "baritone", tonic: int = 50, seed: int = 0):
+    """(audio, notes): a stepwise melody of NOTE_SECONDS notes, so every frame's true note is known."""
+    notes = scale_melody(tonic, n_notes=int(round(seconds / NOTE_SECONDS)), seconds=NOTE_SECONDS, seed=seed)
+    return sing(notes, VOICES[voice], RATE, seed=seed), notes
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, floatfmt=".4g")
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+def end_to_end(seconds: float, repeats: int, sources: dict[str, str]) -> tuple[pd.DataFrame, dict[str, float]]:
+    from .recommender import Recommender
+
+    start = time.perf_counter()
+    recommender = Recommender.from_pretrained(**sources)
+    loading = time.perf_counter() - start
+    audio, _ = synthetic_singing(seconds)
+    runs = []
+    for _ in range(repeats + 1):  # the first call warms up torch and the caches; it is dropped
+        runs.append(recommender.recommend((RATE, audio), top=10).timings)
+    stages = pd.DataFrame(runs[1:]).median()
+    total = float(stages.pop("total"))
+    rows = [{"stage": name, "seconds": float(value), "share": f"{value / total:.0%}"} for name, value in stages.items()]
+    rows.append({"stage": "total per request", "seconds": total, "share": "100%"})
+    rows.append({"stage": "loading models + catalog (once, at start)", "seconds": loading, "share": ""})
+    info = {"total": total, "search": float(stages.get("search", 0.0)), "catalog_rows": len(recommender.catalog)}
+    info["dim"] = recommender.index.dim
+    return pd.DataFrame(rows), info
+
+
+# ---------------------------------------------------------------------------------------------- search
+
+
+def clustered_vectors(n: int, dim: int, seed: int = 0, block: int = 100_000) -> np.ndarray:
+    """Unit vectors around n/20 random "voices", like a catalog with several songs per singer (float32)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, n // 20), dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        x = centres[rng.integers(len(centres), size=stop - start)]
+        x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(0.7 / np.sqrt(dim))
+        out[start:stop] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def index_bytes(index: VectorIndex) -> int:
+    """Memory of the stored vectors: 4 bytes per dimension when exact, the quantised code size under IVF."""
+    if "IVF" in index.factory:
+        return faiss.extract_index_ivf(index.index).code_size * len(index)
+    return 4 * index.dim * len(index)
+
+
+def numpy_topk(vectors: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """The plain alternative to an index: one matrix-vector product and a partial sort."""
+    scores = vectors @ query
+    top = np.argpartition(-scores, k)[:k]
+    return top[np.argsort(-scores[top])]
+
+
+def search_scaling(dim: int, sizes: tuple[int, ...], queries: int = 20, k: int = 200) -> pd.DataFrame:
+    """Per-query latency of the index and of a numpy scan (argpartition of one matrix-vector product)."""
+    rows = []
+    for n in sizes:
+        vectors = clustered_vectors(n, dim, seed=n)
+        rng = np.random.default_rng(1)
+        probes = vectors[rng.integers(n, size=queries)] + rng.standard_normal((queries, dim), dtype=np.float32) * 0.02
+        start = time.perf_counter()
+        index = VectorIndex(vectors)
+        build = time.perf_counter() - start
+
+        index_times, scan_times, recall = [], [], []
+        index.search(probes[0], k)
+        for q in probes:
+            start = time.perf_counter()
+            _, ids = index.search(q, k)
+            index_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            exact = numpy_topk(vectors, q, k)
+            scan_times.append(time.perf_counter() - start)
+            recall.append(len(set(ids[0][:10]) & set(exact[:10])) / 10)
+        rows.append(
+            {
+                "songs": f"{n:,}",
+                "index": index.factory,
+                "index ms/query": 1000 * statistics.median(index_times),
+                "numpy scan ms/query": 1000 * statistics.median(scan_times),
+                "index recall@10": float(np.mean(recall)),
+                "index build s": build,
+                "index MB": index_bytes(index) / 1e6,
+            }
+        )
+        del vectors, index
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------- pitch
+
+
+def _note_errors(times: np.ndarray, midi: np.ndarray, notes: list[tuple[float, float]]) -> tuple[float, float]:
+    """Median |error| in cents and share of frames > 50 cents off, over the steady middle of each note."""
+    idx = (times / NOTE_SECONDS).astype(int)
+    phase = times / NOTE_SECONDS - idx
+    keep = (idx < len(notes)) & (phase > 0.2) & (phase < 0.7)
+    target = np.array([notes[i][0] for i in idx[keep]])
+    est = midi[keep]
+    cents = 100 * np.abs(np.where(np.isfinite(est), est, np.inf) - target)
+    return float(np.median(cents)), float(np.mean(cents > 50))
+
+
+def pitch_trackers(seconds: float, repeats: int) -> pd.DataFrame:
+    import librosa
+
+    audio, notes = synthetic_singing(seconds)
+    rows = []
+    fast, track = timed(lambda: track_pitch(audio, RATE), repeats)
+    rows.append(
+        ("voicerec.pitch.track_pitch (WORLD DIO + StoneMask)", fast, *_note_errors(track.times, track.midi, notes))
+    )
+
+    def pyin():
+        return librosa.pyin(audio, fmin=65.0, fmax=1100.0, sr=RATE, frame_length=1024, hop_length=160)
+
+    slow, (f0, _, _) = timed(pyin, 1)
+    times = librosa.times_like(f0, sr=RATE, hop_length=160)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        midi = 69 + 12 * np.log2(f0 / 440.0)
+    rows.append(("librosa.pyin", slow, *_note_errors(times, midi, notes)))
+    frame = pd.DataFrame(rows, columns=["pitch tracker", "seconds", "median error (cents)", "frames > 50 cents off"])
+    frame.insert(2, "x real time", seconds / frame["seconds"])
+    return frame
+
+
+# ------------------------------------------------------------------------------- throughput and build
+
+
+def embedding_throughput(sources: dict[str, str], clips: int, seconds: float = 10.0) -> dict[str, float]:
+    from .embeddings import Embedder
+
+    embedder = Embedder.from_pretrained(**{k: sources[k] for k in ("timbre", "expression", "mood")})
+    audios = [load_audio((RATE, synthetic_singing(seconds, seed=i)[0])) for i in range(clips)]
+    tracks = [track_pitch(a.samples, RATE) for a in audios]
+    embedder.embed(audios[0], tracks[0])
+    start = time.perf_counter()
+    for audio, track in zip(audios, tracks, strict=True):
+        embedder.embed(audio, track)
+    return {"clip seconds": seconds, "clips/s": clips / (time.perf_counter() - start)}
+
+
+def catalog_build_speed(sources: dict[str, str], songs: int, seconds: float = 20.0) -> dict[str, float]:
+    from .catalog import build_catalog
+
+    with tempfile.TemporaryDirectory() as tmp:
+        audio_dir = Path(tmp) / "songs"
+        audio_dir.mkdir()
+        voices = list(VOICES)
+        for i in range(songs):
+            audio, _ = synthetic_singing(seconds, voices[i % len(voices)], 45 + 2 * i, seed=i)
+            sf.write(audio_dir / f"song{i}.wav", audio, RATE)
+        report = build_catalog(
+            audio_dir, Path(tmp) / "catalog", cache=Path(tmp) / "cache", progress=False,
+            **{k: sources[k] for k in ("timbre", "expression", "mood")},
+        )  # fmt: skip
+    return {"songs": report.rows, "audio seconds": report.audio_seconds, "x real time": report.realtime_factor}
+
+
+# ------------------------------------------------------------------------------------------ app memory
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(env: dict[str, str], timeout: float = 300.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python app.py` on a free localhost port; yields (url, process) once it answers."""
+    port = _free_port()
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="voicerec-app-")
+    cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"app.py exited with {proc.returncode}: {log.read()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"app.py did not answer within {timeout:.0f} s")
+            time.sleep(0.5)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def app_peak_memory(sources: dict[str, str], requests: int = 2) -> dict[str, float]:
+    """Peak resident memory (VmHWM) of the app process after it loaded everything and answered requests."""
+    from gradio_client import Client, handle_file
+
+    env = {"VOICEREC_TIMBRE_MODEL": sources["timbre"], "VOICEREC_EXPRESSION_MODEL": sources["expression"],
+           "VOICEREC_MOOD_MODEL": sources["mood"], "VOICEREC_CATALOG": sources["catalog"],
+           "GRADIO_ANALYTICS_ENABLED": "False"}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, serve_app(env) as (url, proc):
+        path = Path(tmp) / "singing.wav"
+        sf.write(path, synthetic_singing(15.0)[0], RATE)
+        client = Client(url, verbose=False, analytics_enabled=False)
+        start = time.perf_counter()
+        for _ in range(requests):
+            client.predict(handle_file(str(path)), api_name="/recommend")
+        latency = (time.perf_counter() - start) / requests
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+    return {"peak RSS MB": peak_kb / 1024, "requests": requests, "seconds/request via HTTP": latency}
+
+
+# -------------------------------------------------------------------------------------------------- main
+
+
+def run(
+    seconds: float = 15.0,
+    repeats: int = 5,
+    sizes: tuple[int, ...] = SEARCH_SIZES,
+    app: bool = True,
+    sources: dict[str, str | None] | None = None,
+) -> str:
+    """All measurements, as the markdown the README shows. Prints each table as soon as it is measured."""
+    sources = {name: resolve(name, (sources or {}).get(name)) for name in ("timbre", "expression", "mood", "catalog")}
+    threads = torch.get_num_threads()
+    head = (
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads {threads}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, Python {platform.python_version()}, "
+        f"torch {torch.__version__}. Models: {', '.join(sources[k] for k in ('timbre', 'expression', 'mood'))}; "
+        f"catalog: {sources['catalog']}."
+    )
+    parts = [head]
+
+    def emit(title: str, body: str) -> None:
+        parts.append(f"**{title}**\n\n{body}")
+        print(parts[-1] + "\n", flush=True)
+
+    print(head + "\n", flush=True)
+    stages, e2e = end_to_end(seconds, repeats, sources)
+    emit(f"End to end, one {seconds:.0f} s recording, catalog of {e2e['catalog_rows']} songs (median of {repeats})",
+         markdown(stages))  # fmt: skip
+    search = search_scaling(e2e["dim"], sizes)
+    emit(f"Search, {e2e['dim']}-d fused vectors (median of 20 queries, top 200 = the ranking's pool)", markdown(search))
+    analysis = e2e["total"] - e2e["search"]
+    composed = pd.DataFrame(
+        [{"songs": row["songs"], "end to end s": analysis + e2e["search"] + row["index ms/query"] / 1000}
+         for _, row in search.iterrows()]
+    )  # fmt: skip
+    emit("End to end by catalog size (analysis + ranking measured above + index search at that size)",
+         markdown(composed))  # fmt: skip
+    emit(
+        f"Pitch tracking, {seconds:.0f} s of synthetic singing with known notes",
+        markdown(pitch_trackers(seconds, repeats)),
+    )
+    throughput = embedding_throughput(sources, clips=8)
+    build = catalog_build_speed(sources, songs=4)
+    emit("Throughput", markdown(pd.DataFrame([
+        {"task": f"embedding (5 embeddings of a {throughput['clip seconds']:.0f} s clip, one at a time)",
+         "speed": f"{throughput['clips/s']:.2f} clips/s"},
+        {"task": f"catalog build ({build['songs']} songs, {build['audio seconds']:.0f} s of audio, one process)",
+         "speed": f"{build['x real time']:.1f} x real time"},
+    ])))  # fmt: skip
+    if app:
+        memory = app_peak_memory(sources)
+        emit("App process (python app.py, after answering requests)", markdown(pd.DataFrame([memory])))
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    parts.append(f"Peak RSS of the benchmark process itself: {own:.0f} MB.")
+    print(parts[-1])
+    return "\n\n".join(parts)
