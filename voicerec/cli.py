@@ -152,6 +152,27 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Print this machine's benchmark tables (markdown), and save them with --output."""
+    from .bench import run
+
+    sizes = tuple(int(float(x)) for x in args.sizes.split(","))
+    sources = {"timbre": args.timbre, "expression": args.expression, "mood": args.mood, "catalog": args.catalog}
+    text = run(args.seconds, args.repeats, sizes, not args.no_app, sources)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    """Concurrent gradio_client requests against a running app; exit 1 if any failed."""
+    from .loadtest import run_loadtest
+
+    report = run_loadtest(args.url, args.clients, args.seconds, args.audio)
+    print(report.summary())
+    return 1 if report.errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m voicerec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,6 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--push", action="store_true", help="upload with huggingface_hub (token from HF_TOKEN)")
     pub.add_argument("--private", action="store_true", help="create the repos private")
     pub.set_defaults(func=_publish)
+    bench = sub.add_parser("bench", help="time each stage, search at 1k..1M songs, pitch trackers, memory")
+    for name in ("timbre", "expression", "mood", "catalog"):
+        bench.add_argument(f"--{name}", help=f"{name}: folder or Hub id (default: $VOICEREC_*, then hub/)")
+    bench.add_argument("--seconds", type=float, default=15.0, help="length of the test recording")
+    bench.add_argument("--repeats", type=int, default=5, help="timed repetitions (medians are reported)")
+    bench.add_argument("--sizes", default="1e3,1e4,1e5,1e6", help="catalog sizes for the search benchmark")
+    bench.add_argument("--no-app", action="store_true", help="skip starting app.py for its peak memory")
+    bench.add_argument("--output", help="also write the markdown to this file")
+    bench.set_defaults(func=_bench)
+    load = sub.add_parser("loadtest", help="concurrent gradio_client requests against a running app")
+    load.add_argument("url", help="the app's address, e.g. http://127.0.0.1:7860/")
+    load.add_argument("--clients", type=int, default=20, help="concurrent clients (each one request at a time)")
+    load.add_argument("--seconds", type=float, default=120.0, help="how long to keep sending")
+    load.add_argument("--audio", help="recording to send (default: 10 s of synthetic singing)")
+    load.set_defaults(func=_loadtest)
     return parser
 
 
