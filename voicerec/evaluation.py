@@ -210,7 +210,8 @@ class TransformersEmbedder:
         from transformers import AutoFeatureExtractor, AutoModel
 
         self.extractor = AutoFeatureExtractor.from_pretrained(str(path), trust_remote_code=True)
-        self.model = AutoModel.from_pretrained(str(path), trust_remote_code=True).to(device).eval()
+        model = AutoModel.from_pretrained(str(path), trust_remote_code=True, use_safetensors=True)
+        self.model = model.to(device).eval()
         self.device = device
         self.sampling_rate = int(getattr(self.extractor, "sampling_rate", MODEL_RATE))
 
