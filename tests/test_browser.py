@@ -1,0 +1,123 @@
+"""The app in a real browser: Debian's chromium (headless, driven by Playwright) with a fake microphone fed from a
+synthetic-singing WAV records, stops, submits and gets the results table; then the same by uploading a file, with a
+silent upload in between that must show a message and leave the app working.
+
+A full-page screenshot of the recorded result is saved to $VOICEREC_TEST_ARTIFACTS (or pytest's tmp dir).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.app_server import model_env, running_app
+from voicerec.synth import VOICES, scale_melody, sing
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+TIMEOUT_MS = 60_000  # a busy CI machine analyses slowly
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).is_file(), reason=f"Debian chromium not found at {CHROMIUM} (apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    singing = sing(scale_melody(55, n_notes=24, seconds=0.5, seed=3), VOICES["tenor"], sr=48000)
+    paths = {"microphone": folder / "microphone.wav", "upload": folder / "upload.wav", "silence": folder / "quiet.wav"}
+    sf.write(paths["microphone"], singing, 48000, subtype="PCM_16")  # what chromium's fake microphone plays
+    sf.write(paths["upload"], singing[: 48000 * 8], 48000, subtype="PCM_16")
+    sf.write(paths["silence"], np.zeros(48000 * 4, dtype=np.float32), 48000, subtype="PCM_16")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("VOICEREC_TEST_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory) -> str:
+    tmp = tmp_path_factory.mktemp("app")
+    with running_app(model_env(tmp), tmp / "app.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(clips):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={clips['microphone']}",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url) -> Page:
+    """A fresh page per test, so no result of an earlier test can satisfy a later test's wait."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["microphone"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_url)
+    yield page
+    context.close()
+
+
+def loads_input(page: Page):
+    """Wait for an input to reach the server: the player fetches the file back once the upload has landed."""
+    return page.expect_response(lambda r: "/gradio_api/file=" in r.url and r.request.method == "GET")
+
+
+def submit_and_wait_for_results(page: Page) -> None:
+    """Press the button and wait for a new voice summary and a filled results table."""
+    page.locator("#find-songs").click()
+    expect(page.locator("#summary")).to_contain_text("Your voice:", timeout=TIMEOUT_MS)
+    first_row = page.locator("#results tbody tr").first
+    expect(first_row).to_contain_text(re.compile(r"as written|semitone"), timeout=TIMEOUT_MS)  # the key change
+    expect(first_row.locator("td").first).to_have_text("1")
+
+
+def test_record_with_fake_microphone(page, artifacts):
+    recording = page.locator("#recording")
+    recording.get_by_role("button", name="Record", exact=True).click()
+    page.wait_for_timeout(6000)  # six seconds of "singing" from the fake device
+    with loads_input(page):
+        recording.locator("button.stop-button").click()
+    submit_and_wait_for_results(page)
+    rows = page.locator("#results tbody tr")
+    assert rows.count() >= 1
+    expect(page.locator("#summary")).to_contain_text("of singing", timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)  # let the plots paint before the screenshot
+    page.screenshot(path=artifacts / "app-recorded.png", full_page=True)
+
+
+def test_upload_bad_then_good(page, clips, artifacts):
+    recording = page.locator("#recording")
+    recording.get_by_role("button", name="Upload file").click()
+    with loads_input(page):
+        recording.locator("input[type=file]").set_input_files(clips["silence"])
+    page.locator("#find-songs").click()
+    expect(page.get_by_text("The recording is silent")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#summary")).not_to_contain_text("Your voice:", timeout=TIMEOUT_MS)
+    recording.get_by_role("button", name="Clear").click()
+    with loads_input(page):
+        recording.locator("input[type=file]").set_input_files(clips["upload"])
+    submit_and_wait_for_results(page)
+    page.screenshot(path=artifacts / "app-uploaded.png", full_page=True)
