@@ -12,7 +12,7 @@ from transformers import AutoModel
 import voicerec
 from training.ablate_tjae import choose_winner
 from training.data import Clip
-from training.export_tjae import card_fields
+from training.export_tjae import card_fields, reconstruction_figure
 from training.train_tjae import train
 from voicerec.export import export_model
 from voicerec.synth import VOICES, scale_melody, sing
@@ -163,6 +163,8 @@ def test_export_round_trip_and_card(trained, batch, tmp_path):
     assert "$" not in card.replace("```bash", ""), [line for line in card.splitlines() if "$" in line]
     assert "license: cc-by-nc-sa-4.0" in card and "custom_code" in card
     assert "Failing the latent guard: time jumps without jump dropout, causal" in card
+    figure = reconstruction_figure(model, folder / "reconstruction.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](reconstruction.png)" in card
     loaded = AutoModel.from_pretrained(folder).eval()
     with torch.no_grad():
         assert torch.equal(model.eval()(input_values=batch).embeddings, loaded(input_values=batch).embeddings)
