@@ -1,0 +1,259 @@
+"""Evaluate the pitch tracker, note adjustment and voice type; prints markdown tables for the README.
+
+1. Speed (x real time, one thread) of `voicerec.pitch.track_pitch` against librosa's pyin and yin, and the
+   seconds `note_adjust.adjust_to_reference` takes per 15 s clip.
+2. Accuracy on synthetic singing of known notes (every `voicerec.synth` voice, in its own range): raw pitch
+   accuracy (frames on held notes that are voiced and within 50 cents of the note), notes whose median tracked
+   pitch is within 50 cents, voicing recall and octave-error rate (voiced frames within 100 cents of a whole
+   number of octaves off), without and with vibrato. With vibrato (30-55 cents deep) the frame accuracy
+   against the *note* penalises a tracker that follows the vibrato; the note accuracy does not.
+3. Agreement with pyin (the slow accuracy reference) on real singing from gtsinger-dev: on frames both call
+   voiced, the share within 50 cents and the share an octave apart; and how many of pyin's voiced frames we keep.
+4. Voice part on gtsinger-dev's `voice_part` labels, per clip and per singer (all their singing pooled), with
+   the six voice types collapsed to the four labels (bass/baritone -> Bass, tenor -> Tenor, alto/mezzo-soprano
+   -> Alto, soprano -> Soprano; leniently, baritone may also be Tenor and mezzo-soprano Soprano), and the
+   confusion matrix.
+
+Usage: OMP_NUM_THREADS=1 python -m training.evaluate_pitch [--data /work/shared/data/gtsinger-dev]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from voicerec.audio import load_audio
+from voicerec.note_adjust import adjust_to_reference
+from voicerec.pitch import PitchTrack, track_pitch
+from voicerec.synth import VOICES, scale_melody, sing
+from voicerec.vocal_range import VOICE_CENTRES, VOICE_TYPES, estimate_range
+
+SR = 16000
+FMIN, FMAX = 65.0, 1100.0
+HOP = 160
+FOLD_A = {"DE-Tenor-1", "EN-Alto-1", "ES-Soprano-1", "IT-Bass-2", "KO-Soprano-1"}
+PART_OF_TYPE = {
+    "bass": "Bass",
+    "baritone": "Bass",
+    "tenor": "Tenor",
+    "alto": "Alto",
+    "mezzo-soprano": "Alto",
+    "soprano": "Soprano",
+}
+ALSO_ACCEPTED = {"baritone": "Tenor", "mezzo-soprano": "Soprano"}
+"""The in-between types, also counted as right for this neighbouring part in the lenient accuracy."""
+TYPE_OF_SYNTH_VOICE = {"mezzo": "mezzo-soprano"}
+
+
+def pyin_midi(x: np.ndarray) -> np.ndarray:
+    f0, _, _ = librosa.pyin(x, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=1024, hop_length=HOP)
+    return librosa.hz_to_midi(f0)
+
+
+def yin_midi(x: np.ndarray) -> np.ndarray:
+    return librosa.hz_to_midi(librosa.yin(x, fmin=FMIN, fmax=FMAX, sr=SR, frame_length=1024, hop_length=HOP))
+
+
+def ours_midi(x: np.ndarray) -> np.ndarray:
+    return track_pitch(x, SR, FMIN, FMAX).midi
+
+
+TRACKERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"ours": ours_midi, "yin": yin_midi, "pyin": pyin_midi}
+
+
+def octave_errors(cents: np.ndarray) -> np.ndarray:
+    octaves = np.round(cents / 1200)
+    return (octaves != 0) & (np.abs(cents - 1200 * octaves) < 100)
+
+
+def seconds_per_call(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per call; CPU time is what the method costs when other jobs share the cores."""
+    fn()  # warm-up: imports, numba compilation
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - wall) / repeats, (time.process_time() - cpu) / repeats
+
+
+def speed_table() -> pd.DataFrame:
+    x = sing(scale_melody(55, n_notes=30, seconds=0.5, seed=0), VOICES["tenor"], sr=SR)  # 15 s
+    seconds = len(x) / SR
+    track = track_pitch(x, SR)
+    methods = {f"pitch: {name}": (lambda fn=fn: fn(x)) for name, fn in TRACKERS.items()}
+    methods["note adjustment (WORLD)"] = lambda: adjust_to_reference(x, SR, track)
+    rows = []
+    for name, fn in methods.items():
+        wall, cpu = seconds_per_call(fn, repeats=1 if "pyin" in name else 3)
+        rows.append(
+            {
+                "method": name,
+                "wall s per 15 s": wall,
+                "CPU s per 15 s": cpu,
+                "x real time (wall)": seconds / wall,
+                "x real time (CPU)": seconds / cpu,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def note_truth(notes: list[tuple[float, float]], n_frames: int) -> np.ndarray:
+    """MIDI of the held part of each note per 10 ms frame (NaN on glides and gaps)."""
+    truth, pos = np.full(n_frames, np.nan), 0.0
+    for midi, dur in notes:
+        truth[int(np.ceil((pos + 0.06) / 0.01)) : int((pos + dur - 0.07) / 0.01)] = midi
+        pos += dur
+    return truth
+
+
+def synthetic_table(seeds: int) -> pd.DataFrame:
+    stats: dict[tuple[str, str], list[np.ndarray]] = {}
+    notes_hit: dict[tuple[str, str], list[bool]] = {}
+    jobs = [(cond, name, seed) for cond in ("steady", "vibrato") for name in VOICES for seed in range(seeds)]
+    for cond, name, seed in tqdm(jobs, desc="synthetic singing"):
+        voice = VOICES[name] if cond == "vibrato" else replace(VOICES[name], vibrato_cents=0.0)
+        tonic = int(round(VOICE_CENTRES[TYPE_OF_SYNTH_VOICE.get(name, name)])) - 6
+        notes = scale_melody(tonic, n_notes=16, seconds=0.4, seed=seed)
+        x = sing(notes, voice, sr=SR, seed=seed)
+        for tracker, fn in TRACKERS.items():
+            midi = fn(x)
+            truth = note_truth(notes, len(midi))
+            held = np.isfinite(truth)
+            stats.setdefault((cond, tracker), []).append((midi[held] - truth[held]) * 100)
+            for note in np.unique(truth[held]):
+                on_note = truth == note  # a repeated note counts once per melody
+                notes_hit.setdefault((cond, tracker), []).append(abs(np.nanmedian(midi[on_note]) - note) < 0.5)
+    rows = []
+    for (cond, tracker), errs in stats.items():
+        cents = np.concatenate(errs)
+        voiced = np.isfinite(cents)
+        rows.append(
+            {
+                "singing": cond,
+                "tracker": tracker,
+                "raw pitch acc. (50 c)": np.mean(voiced & (np.abs(np.nan_to_num(cents, nan=1e9)) < 50)),
+                "notes within 50 c": np.mean(notes_hit[cond, tracker]),
+                "voicing recall": voiced.mean(),
+                "octave errors": octave_errors(cents[voiced]).mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def vibrato_table() -> pd.DataFrame:
+    """How much of a known vibrato (a held A4, 55 cents deep, no jitter) each tracker reports."""
+    voice = replace(VOICES["soprano"], jitter_cents=0.0)
+    x = sing([(69.0, 3.0)], voice, sr=SR)
+    rows = [{"true depth (cents)": voice.vibrato_cents}]
+    for tracker, fn in TRACKERS.items():
+        held = fn(x)[40:250]
+        rows[0][tracker] = (np.nanpercentile(held, 98) - np.nanpercentile(held, 2)) / 2 * 100
+    return pd.DataFrame(rows)
+
+
+def real_agreement_table(data: Path, manifest: pd.DataFrame, per_singer: int, seconds: float) -> pd.DataFrame:
+    clips = manifest[manifest["take"] == "control"].groupby("singer").head(per_singer)
+    stats: dict[str, list[np.ndarray]] = {"ours": [], "yin": []}
+    pyin_voiced, ours_kept = 0, 0
+    for row in tqdm(list(clips.itertuples()), desc="pyin agreement"):
+        x = load_audio(data / row.path).samples[: int(seconds * SR)]
+        ref = pyin_midi(x)
+        for tracker in stats:
+            midi = TRACKERS[tracker](x)
+            n = min(len(ref), len(midi))
+            both = np.isfinite(ref[:n]) & np.isfinite(midi[:n])
+            stats[tracker].append((midi[:n] - ref[:n])[both] * 100)
+            if tracker == "ours":
+                pyin_voiced += int(np.isfinite(ref[:n]).sum())
+                ours_kept += int(both.sum())
+    rows = []
+    for tracker, errs in stats.items():
+        cents = np.concatenate(errs)
+        rows.append(
+            {
+                "tracker": tracker,
+                "clips": len(clips),
+                "within 50 c of pyin": np.mean(np.abs(cents) < 50),
+                "octave apart": octave_errors(cents).mean(),
+                "median |diff| (cents)": np.median(np.abs(cents)),
+                "pyin-voiced frames kept": ours_kept / pyin_voiced if tracker == "ours" else 1.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def voice_part_tables(data: Path, manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tracks: list[tuple[str, str, PitchTrack]] = []
+    for row in tqdm(list(manifest.itertuples()), desc="voice part"):
+        audio = load_audio(data / row.path)
+        tracks.append((row.singer, row.voice_part, track_pitch(audio.samples, SR, voiced=audio.voiced)))
+    per_clip = [(s, part, estimate_range(t).voice_type) for s, part, t in tracks]
+    per_singer = []
+    for singer in sorted({s for s, _, _ in tracks}):
+        mine = [t for s, _, t in tracks if s == singer]
+        pooled = PitchTrack(
+            times=np.arange(sum(len(t.f0) for t in mine)) * 0.01,
+            f0=np.concatenate([t.f0 for t in mine]),
+            confidence=np.concatenate([t.confidence for t in mine]),
+        )
+        part = next(p for s, p, _ in tracks if s == singer)
+        per_singer.append((singer, part, estimate_range(pooled).voice_type))
+    rows = []
+    for unit, results in (("clip", per_clip), ("singer", per_singer)):
+        for fold, keep in (("all", lambda s: True), ("fold A", lambda s: s in FOLD_A)):
+            chosen = [(part, pred) for s, part, pred in results if keep(s)]
+            rows.append(
+                {
+                    "unit": unit,
+                    "singers": fold,
+                    "n": len(chosen),
+                    "voice-part accuracy": np.mean([PART_OF_TYPE[pred] == part for part, pred in chosen]),
+                    "lenient (in-between types)": np.mean(
+                        [part in (PART_OF_TYPE[pred], ALSO_ACCEPTED.get(pred)) for part, pred in chosen]
+                    ),
+                }
+            )
+    confusion = pd.crosstab(
+        pd.Series([p for _, p, _ in per_clip], name="label"),
+        pd.Series([t for _, _, t in per_clip], name="predicted"),
+    ).reindex(columns=list(VOICE_TYPES), fill_value=0)
+    return pd.DataFrame(rows), confusion
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/gtsinger-dev"))
+    parser.add_argument("--seeds", type=int, default=1, help="synthetic melodies per voice and condition")
+    parser.add_argument("--per-singer", type=int, default=1, help="control clips per singer for the pyin check")
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of each clip for the pyin check")
+    args = parser.parse_args()
+    fmt = {"floatfmt": ".3f", "index": False}
+    print("## Speed (one thread, 15 s of synthetic singing)\n")
+    print(speed_table().to_markdown(**fmt))
+    print("\n## Synthetic singing of known notes\n")
+    print(synthetic_table(args.seeds).to_markdown(**fmt))
+    print("\nVibrato depth reported (half peak-to-peak, cents):\n")
+    print(vibrato_table().to_markdown(**fmt))
+    if not (args.data / "manifest.csv").exists():
+        print(f"\n{args.data}/manifest.csv not found: skipping the real-singing evaluations.")
+        return
+    manifest = pd.read_csv(args.data / "manifest.csv")
+    manifest = manifest[manifest["kind"] == "singing"]
+    print(f"\n## Agreement with pyin on real singing (gtsinger-dev, first {args.seconds:.0f} s)\n")
+    print(real_agreement_table(args.data, manifest, args.per_singer, args.seconds).to_markdown(**fmt))
+    accuracy, confusion = voice_part_tables(args.data, manifest)
+    print("\n## Voice part (gtsinger-dev singing clips)\n")
+    print(accuracy.to_markdown(**fmt))
+    print("\nConfusion (clips; rows: label, columns: predicted voice type)\n")
+    print(confusion.to_markdown())
+
+
+if __name__ == "__main__":
+    main()
