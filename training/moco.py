@@ -80,12 +80,20 @@ class ProjectionHead(nn.Sequential):
 
 
 class MoCo(nn.Module):
-    """Query encoder + head (trained), key encoder + head (momentum copies), and the key queue."""
+    """Query encoder + head (trained), key encoder + head (momentum copies), and the key queue.
+
+    `head_dim=0` means no projection head: the loss then acts on the shipped embedding itself, which makes
+    it spread over the sphere (cosine similarities comparable across queries, as a pooled EER needs);
+    with a head, only the head's output is pushed apart and the embeddings stay crowded together.
+    """
 
     def __init__(self, encoder: SSCLModel, head_hidden: int, head_dim: int, queue_size: int) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = ProjectionHead(encoder.config.embedding_size, head_hidden, head_dim)
+        if head_dim:
+            self.head: nn.Module = ProjectionHead(encoder.config.embedding_size, head_hidden, head_dim)
+        else:
+            self.head, head_dim = nn.Identity(), encoder.config.embedding_size
         self.key_encoder = copy.deepcopy(encoder).requires_grad_(False)
         self.key_head = copy.deepcopy(self.head).requires_grad_(False)
         self.queue = KeyQueue(queue_size, head_dim)
