@@ -76,6 +76,20 @@ def test_training_reduces_loss_on_fixed_batch(trained, batch):
     assert saved["log"][-1]["loss"] < saved["log"][0]["loss"]
 
 
+def test_embedding_is_centred_on_training_clips(trained, clips):
+    """Training ends by storing the clips' mean pooled latent; the embedding is measured from it."""
+    model, _, out = trained
+    center = model.embedding_center.clone()
+    assert center.abs().sum() > 0
+    with torch.no_grad():
+        pooled = [model.eval()(input_values=torch.from_numpy(c.audio)[None]).latent[0].mean(0) for c in clips]
+        torch.testing.assert_close(center, torch.stack(pooled).mean(0), atol=1e-5, rtol=1e-4)
+        out_ = model(input_values=torch.from_numpy(clips[0].audio)[None]).embeddings[0]
+    torch.testing.assert_close(out_, torch.nn.functional.normalize(pooled[0] - center, dim=0), atol=1e-5, rtol=1e-4)
+    saved = AutoModel.from_pretrained(out)
+    assert torch.equal(saved.embedding_center, center)
+
+
 def test_time_budget_stops_training_early(clips):
     cfg = tiny_config(steps=1000)
     cfg["train"]["max_minutes"] = 1e-6
@@ -132,6 +146,7 @@ def test_export_round_trip_and_card(trained, batch, tmp_path):
         "embeddings": {
             "same_song_retrieval": {"mood (TJAE)": retrieval},
             "singer_retrieval": {"mood (TJAE)": {"top1": 0.5, "map": 0.5, "eer": 0.3, "queries": 4}},
+            "cosine_spread": {"mood (TJAE)": {"p1": 0.1, "median": 0.5, "std": 0.2}},
             "similarity_correlation": {"mood (TJAE) vs MFCC mean+std": {"all pairs": corr, "same-singer pairs": corr}},
         },
     }

@@ -67,26 +67,30 @@ def embed(model, clips: list[Clip]) -> np.ndarray:
 
 
 @torch.no_grad()
-def pooled_latents(model, clips: list[Clip]) -> dict[str, np.ndarray]:
-    """The latent of each whole clip pooled both ways the config allows (`pooling`: mean, mean_std)."""
+def pooled_latents(model, clips: list[Clip], max_seconds: float | None = None) -> dict[str, np.ndarray]:
+    """The uncentred latent of each clip pooled both ways the config allows (`pooling`: mean, mean_std)."""
     model.eval()
     means, stds = [], []
     for c in clips:
-        z = model(input_values=torch.from_numpy(c.audio)[None]).latent[0].numpy()
+        audio = c.audio if max_seconds is None else c.audio[: int(max_seconds * SR)]
+        z = model(input_values=torch.from_numpy(audio)[None]).latent[0].numpy()
         means.append(z.mean(0))
         stds.append(z.std(0))
     return {"mean": np.stack(means), "mean_std": np.concatenate([np.stack(means), np.stack(stds)], axis=1)}
 
 
-def pooling_report(model, folds: dict[str, list[Clip]]) -> dict:
+def pooling_report(model, folds: dict[str, list[Clip]], train_clips: list[Clip]) -> dict:
     """What each pooling carries, per singer fold: the song (same-song retrieval), the singer (song-disjoint
-    singer retrieval) and how much it overlaps MFCC statistics. The choice is made on the training singers."""
+    singer retrieval) and how much it overlaps MFCC statistics. Each pooling is centred on the training clips'
+    mean, as the model centres its embedding. The choice is made on the training singers."""
+    centers = {name: x.mean(0) for name, x in pooled_latents(model, train_clips, max_seconds=30.0).items()}
     report = {}
     for fold, clips in folds.items():
         singers, songs = [c.singer for c in clips], [c.song for c in clips]
         mfcc = mfcc_stats(clips)
         upper = np.triu(np.ones((len(clips), len(clips)), dtype=bool), k=1)
         for pooling, emb in pooled_latents(model, clips).items():
+            emb = emb - centers[pooling]
             report.setdefault(pooling, {})[fold] = {
                 "same_song": same_song_retrieval(emb, singers, songs),
                 "singer": retrieval_metrics(emb, singers, songs),
@@ -140,7 +144,11 @@ def similarity_correlation(a: np.ndarray, b: np.ndarray, pairs: np.ndarray) -> d
 def embedding_report(model, clips: list[Clip], timbre_model=None, seed: int = 0) -> dict:
     """Same-song retrieval and redundancy with timbre on `clips` (the held-out singers only)."""
     singers, songs = [c.singer for c in clips], [c.song for c in clips]
-    embeddings = {"mood (TJAE)": embed(model, clips), "MFCC mean+std": mfcc_stats(clips)}
+    embeddings = {
+        "mood (TJAE)": embed(model, clips),
+        "mood, uncentred": pooled_latents(model, clips)[model.config.pooling],
+        "MFCC mean+std": mfcc_stats(clips),
+    }
     if timbre_model is not None:
         embeddings["timbre (SSCL)"] = embed(timbre_model, clips)
     embeddings["random"] = np.random.default_rng(seed).standard_normal((len(clips), 64))
@@ -157,9 +165,14 @@ def embedding_report(model, clips: list[Clip], timbre_model=None, seed: int = 0)
         for a, b in pairs
         if a in embeddings and b in embeddings
     }
+    spread = {}
+    for name, emb in embeddings.items():
+        cos = cosine_matrix(emb)[upper]
+        spread[name] = {"p1": float(np.percentile(cos, 1)), "median": float(np.median(cos)), "std": float(cos.std())}
     return {
         "clips": len(clips),
         "singers": sorted(set(singers)),
+        "cosine_spread": spread,
         "same_song_retrieval": retrieval,
         "singer_retrieval": singer,
         "similarity_correlation": correlation,
@@ -176,14 +189,17 @@ def markdown_tables(result: dict) -> dict[str, str]:
     rows = []
     for name, r in emb["same_song_retrieval"].items():
         g = emb["singer_retrieval"][name]
+        c = emb["cosine_spread"][name]
         rows.append(
-            f"| {name} | {r['top1']:.3f} | {r['mAP']:.3f} | {g['top1']:.3f} | {g['map']:.3f} | {g['eer']:.3f} |"
+            f"| {name} | {r['top1']:.3f} | {r['mAP']:.3f} | {g['top1']:.3f} | {g['map']:.3f} | {g['eer']:.3f} "
+            f"| {c['median']:.3f} | {c['std']:.3f} |"
         )
     song_q = next(iter(emb["same_song_retrieval"].values()))["queries"]
     singer_q = next(iter(emb["singer_retrieval"].values()))["queries"]
     song = (
         f"| embedding | same-song top-1 ({song_q} queries) | same-song mAP | singer top-1 ({singer_q} queries) "
-        "| singer mAP | singer EER |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+        "| singer mAP | singer EER | median cosine | cosine std |\n|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
     )
     rows = [
         f"| {name} | {c['all pairs']['pearson']:.3f} | {c['all pairs']['spearman']:.3f} "
@@ -230,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     if (Path(args.timbre) / "config.json").exists():
         timbre = AutoModel.from_pretrained(args.timbre, trust_remote_code=True)
     heldout_cfg = cfg["data"].get("heldout") or {}
-    _, held = load_data(cfg["data"])
+    train_clips, held = load_data(cfg["data"])
     gtsinger = load_clips(GTSINGER, sr=SR, kinds=("singing",))
     fold_a = [c for c in gtsinger if is_heldout(c, heldout_cfg)]
     fold_b = [c for c in gtsinger if not is_heldout(c, heldout_cfg)]
@@ -240,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         "heldout_clips": len(held),
         "reconstruction": reconstruction_errors(model, held),
         "embeddings": embedding_report(model, fold_a, timbre),
-        "pooling": pooling_report(model, {"training (fold B)": fold_b, "held-out (fold A)": fold_a}),
+        "pooling": pooling_report(model, {"training (fold B)": fold_b, "held-out (fold A)": fold_a}, train_clips),
     }
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,12 @@ def load_data(data_cfg: dict, sr: int = 16000, seed: int = 0) -> tuple[list[Clip
     return train, held
 
 
+def fit_center(model: TJAEModel, clips: list[Clip], max_seconds: float = 30.0) -> None:
+    """Centre the mood embedding on the training clips' mean pooled latent (each clip up to `max_seconds`)."""
+    n = int(max_seconds * model.config.sampling_rate)
+    model.eval().fit_embedding_center([torch.from_numpy(c.audio[:n]) for c in clips])
+
+
 def train(cfg: dict, train_clips: list[Clip], output_dir: str | Path | None = None) -> tuple[TJAEModel, list[dict]]:
     """Train a TJAE from `cfg['model']` on random crops; returns the unwrapped model and the loss log."""
     tcfg = cfg["train"]
@@ -140,6 +146,7 @@ def train(cfg: dict, train_clips: list[Clip], output_dir: str | Path | None = No
     accelerator.wait_for_everyone()
     seconds = time.monotonic() - start
     model = accelerator.unwrap_model(model).eval()
+    fit_center(model, train_clips)
     if output_dir is not None and accelerator.is_main_process:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -155,9 +162,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="training/configs/tjae.yaml")
     parser.add_argument("--output-dir", required=True, help="where the trained model and its loss log go")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="config overrides")
+    parser.add_argument(
+        "--fit-center-only", action="store_true", help="only refit the embedding centre of the model in --output-dir"
+    )
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.set)
+    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
     train_clips, held = load_data(cfg["data"], seed=int(cfg.get("seed", 0)))
+    if args.fit_center_only:
+        model = TJAEModel.from_pretrained(args.output_dir)
+        fit_center(model, train_clips)
+        model.save_pretrained(args.output_dir, safe_serialization=True)
+        print(f"embedding centre fitted on {len(train_clips)} clips; model in {args.output_dir}")
+        return
     hours = sum(len(c.audio) for c in train_clips) / 16000 / 3600
     print(f"training on {len(train_clips)} clips ({hours * 60:.1f} min), {len(held)} clips held out")
     _, log = train(cfg, train_clips, args.output_dir)

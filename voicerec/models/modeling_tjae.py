@@ -74,6 +74,9 @@ class TJAEModel(TJAEPreTrainedModel):
                 for _ in config.layer_dilations
             )
         self.decoder_out = nn.Conv1d(c, config.n_mels, 1)
+        # the training set's mean pooled latent: every clip shares a large common component, which would leave
+        # all cosine similarities near 1; subtracting it spreads them (set by `fit_embedding_center`)
+        self.register_buffer("embedding_center", torch.zeros(config.embedding_size), persistent=True)
         self.post_init()
 
     def normalized_logmel(
@@ -127,6 +130,23 @@ class TJAEModel(TJAEPreTrainedModel):
             d = layer(d) * valid
         return z, self.decoder_out(d)
 
+    def pooled_latent(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The latent (batch, latent_size, frames) pooled over valid frames as `config.pooling` says, uncentred."""
+        mean, std = masked_mean_std(z, mask)
+        pooled = mean if self.config.pooling == "mean" else torch.cat([mean, std], dim=1)
+        return pooled.squeeze(-1)
+
+    @torch.no_grad()
+    def fit_embedding_center(self, input_values: list[torch.Tensor]) -> torch.Tensor:
+        """Set `embedding_center` to the mean pooled latent of these clips (one 1-D waveform each)."""
+        pooled = []
+        for audio in input_values:
+            x, mask = self.normalized_logmel(audio[None], None)
+            z, _ = self.autoencode(x, mask)
+            pooled.append(self.pooled_latent(z, mask)[0])
+        self.embedding_center.copy_(torch.stack(pooled).mean(0))
+        return self.embedding_center
+
     def forward(
         self,
         input_values: torch.Tensor,
@@ -138,9 +158,7 @@ class TJAEModel(TJAEPreTrainedModel):
         """`latent_mode` ("zero" or "shuffle") replaces the latent before decoding, to show that it matters."""
         x, mask = self.normalized_logmel(input_values, attention_mask)
         z, recon = self.autoencode(x, mask, latent_mode)
-        mean, std = masked_mean_std(z, mask)
-        pooled = mean if self.config.pooling == "mean" else torch.cat([mean, std], dim=1)
-        embeddings = F.normalize(pooled.squeeze(-1), dim=-1)
+        embeddings = F.normalize(self.pooled_latent(z, mask) - self.embedding_center, dim=-1)
         valid = mask[:, None, :].to(x.dtype)
         loss = ((recon - x).square() * valid).sum() / (valid.sum() * x.shape[1]).clamp_min(1.0)
         out = TJAEOutput(
