@@ -15,9 +15,10 @@ from transformers import AutoModel
 
 from training import augment
 from training.data import Clip
-from training.moco import POLICIES, KeyQueue, contrastive_logits, info_nce, momentum_update
+from training.moco import POLICIES, KeyQueue, MoCo, contrastive_logits, info_nce, momentum_update
 from training.train_sscl import load_config, main
 from training.views import ContrastiveViews
+from voicerec import SSCLConfig, SSCLModel
 from voicerec.synth import VOICES, scale_melody, sing
 
 SR = 16000
@@ -77,6 +78,18 @@ def test_momentum_update_formula():
     momentum_update(online, target, 0.9)
     assert torch.allclose(target.weight, 0.9 * before + 0.1 * online.weight)
     assert torch.equal(target.running_mean, online.running_mean)  # buffers are copied, not averaged
+
+
+@pytest.mark.parametrize("head_dim", [0, 8])
+def test_moco_shapes_with_and_without_head(head_dim):
+    encoder = SSCLModel(SSCLConfig(hidden_size=16, attention_channels=8, embedding_size=12, block_dilations=[2]))
+    moco = MoCo(encoder, head_hidden=16, head_dim=head_dim, queue_size=10).train()
+    batch = {name: torch.randn(4, SR // 2) * 0.1 for name in ("query", "key", "pitched", "stretched")}
+    query, copies = moco(batch, POLICIES["expression"])
+    dim = head_dim or 12  # without a head the loss sees the embedding itself
+    assert query.shape == (4, dim) and moco.queue.keys.shape == (10, dim)
+    assert set(copies) == {"key", "pitched", "stretched"} and all(k.shape == (4, dim) for k in copies.values())
+    assert not any(p.requires_grad for p in moco.key_encoder.parameters())
 
 
 def test_queue_is_fifo():
@@ -160,8 +173,11 @@ def test_two_step_run_exports_a_loadable_model(tmp_path, singer_folder, singing,
     # the card can be refreshed with evaluation results without retraining
     results = tmp_path / "results.md"
     results.write_text("| embedding | length | top-1 |\n|---|---|---|\n| timbre | full | 0.512 |\n")
-    main(["--config", config_path, "--card-only", "--results", str(results)])
-    assert "| timbre | full | 0.512 |" in (out / "README.md").read_text()
+    speed = tmp_path / "speed.txt"
+    speed.write_text("hub/voicerec-sscl-timbre  1  12.5\n")
+    main(["--config", config_path, "--card-only", "--results", str(results), "--speed", str(speed)])
+    card = (out / "README.md").read_text()
+    assert "| timbre | full | 0.512 |" in card and "```text\nhub/voicerec-sscl-timbre  1  12.5\n```" in card
 
 
 def test_excluding_every_singer_is_a_clear_error(tmp_path, singer_folder):

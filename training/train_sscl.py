@@ -49,6 +49,8 @@ def load_config(path: str | Path, overrides: argparse.Namespace | None = None) -
             config["data"]["exclude_singers"] = [s for s in overrides.exclude_singers.split(",") if s]
         if overrides.results is not None:
             config["export"]["results"] = overrides.results
+        if overrides.speed is not None:
+            config["export"]["speed"] = overrides.speed
     if config["variant"] not in POLICIES:
         raise ValueError(f"variant must be one of {sorted(POLICIES)}, got {config['variant']!r}")
     return config
@@ -71,8 +73,20 @@ def results_markdown(path: str | Path | None) -> str:
     return text.strip()
 
 
+def text_block(path: str | Path | None, missing: str) -> str:
+    """A benchmark's printed output for the card, verbatim in a code block (never typed by hand)."""
+    if not path or not Path(path).exists():
+        return missing
+    return "```text\n" + Path(path).read_text().strip() + "\n```"
+
+
 def card_fields(config: dict) -> dict[str, str]:
-    export = config["export"]
+    export, train = config["export"], config["train"]
+    head = (
+        f"a {train['head_hidden']}-{train['head_dim']} projection head used only in training"
+        if train.get("head_dim")
+        else "the loss acts on the shipped embedding itself, with no projection head"
+    )
     return {
         "model_id": export["hub_id"],
         "variant": config["variant"],
@@ -85,9 +99,17 @@ def card_fields(config: dict) -> dict[str, str]:
         "steps": str(config["train"]["steps"]),
         "batch_size": str(config["train"]["batch_size"]),
         "crop_seconds": str(config["views"]["seconds"]),
+        "embedding_size": str(config["model"]["embedding_size"]),
+        "momentum": str(train["momentum"]),
+        "queue_size": str(train["queue_size"]),
+        "temperature": str(train["temperature"]),
+        "head_text": head,
         "train_minutes": f"{export.get('train_minutes', 0.0):.1f}",
         "command": export.get("command", ""),
         "results": results_markdown(export.get("results")),
+        "speed": text_block(
+            export.get("speed"), "_Not measured yet: `python -m training.bench_encoders`, then `--card-only --speed`._"
+        ),
     }
 
 
@@ -189,7 +211,9 @@ def rerender_card(config: dict) -> None:
     """Refresh README.md of an exported folder (e.g. with new evaluation results) without retraining."""
     out = Path(config["export"]["out_dir"])
     trained = yaml.safe_load((out / "training_config.yaml").read_text())
-    trained["export"]["results"] = config["export"].get("results")
+    for key in ("results", "speed"):
+        trained["export"][key] = config["export"].get(key) or trained["export"].get(key)
+    (out / "training_config.yaml").write_text(yaml.safe_dump(trained, sort_keys=False))
     (out / "README.md").write_text(render_card(trained["export"]["card"], **card_fields(trained)))
 
 
@@ -200,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="override export.out_dir")
     parser.add_argument("--exclude-singers", help="comma-separated singers to leave out (singer-disjoint folds)")
     parser.add_argument("--results", help="evaluation output file whose table goes into the card")
+    parser.add_argument("--speed", help="output of training.bench_encoders for the card's Speed section")
     parser.add_argument("--card-only", action="store_true", help="only re-render README.md of an exported folder")
     args = parser.parse_args(argv)
     config = load_config(args.config, args)
