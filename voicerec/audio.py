@@ -19,6 +19,9 @@ MAX_SECONDS = 60.0
 """Longer input is cut to its first MAX_SECONDS of singing (after leading silence), not refused."""
 MIN_VOICED_SECONDS = 3.0
 """Less singing than this is refused: no embedding or range estimate is meaningful from less."""
+NOISY_BELOW_DB = 9.0
+"""A recording whose loudest frames (95th percentile) are less than this above its quietest (10th) is mostly noise:
+clean singing measures 13-60 dB (gtsinger-dev), real singing 5 dB above white noise about 8."""
 TARGET_RMS_DBFS = -20.0
 FRAME_SECONDS = 0.032
 HOP_SECONDS = 0.010
@@ -110,6 +113,13 @@ def _frame_db(x: np.ndarray, sr: int) -> np.ndarray:
     return 20 * np.log10(rms + 1e-10)
 
 
+def _dynamic_range_db(x: np.ndarray, sr: int) -> float:
+    """Loud minus quiet frames: how far the voice stands out of the background (low = heavy noise)."""
+    db = _frame_db(x, sr)
+    db = db[db > db.max() - 80.0]
+    return float(np.percentile(db, 95) - np.percentile(db, 10))
+
+
 def _voiced_frames(x: np.ndarray, sr: int) -> np.ndarray:
     """Frames loud enough relative to the loudest, and tonal rather than noise-like (spectral flatness)."""
     frame, hop = int(FRAME_SECONDS * sr), int(HOP_SECONDS * sr)
@@ -177,6 +187,8 @@ def load_audio(source: str | Path | tuple[int, np.ndarray], sampling_rate: int =
         raise AudioInputError("The recording is silent: check that the microphone is on and sing louder.")
     if sr != sampling_rate:
         mono = librosa.resample(mono, orig_sr=sr, target_sr=sampling_rate, res_type="soxr_hq")
+    noisy = _dynamic_range_db(mono, sampling_rate) < NOISY_BELOW_DB
+    noise_advice = "sing closer to the microphone, in a quieter room"
     voiced = _voiced_frames(mono, sampling_rate)
     if not voiced.any():
         raise AudioInputError("No singing was found in the recording: it sounds like silence or noise.")
@@ -195,7 +207,10 @@ def load_audio(source: str | Path | tuple[int, np.ndarray], sampling_rate: int =
         raise AudioInputError(
             f"Only {voiced_seconds:.1f} s of singing were found; please sing for at least "
             f"{MIN_VOICED_SECONDS:.0f} s (about 10 s works best)."
+            + (f" The recording is very noisy: {noise_advice}." if noisy else "")
         )
+    if noisy:
+        warnings.append(f"The recording is noisy, so the results are less reliable: {noise_advice}.")
     sample_mask = np.zeros(len(mono), dtype=bool)
     flags = np.repeat(voiced, hop)[: len(mono)]
     sample_mask[: len(flags)] = flags
