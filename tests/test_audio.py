@@ -92,3 +92,17 @@ def test_bad_input_messages(tmp_path, make, message):
 def _write(path, data: bytes) -> str:
     path.write_bytes(data)
     return str(path)
+
+
+def test_heavy_noise_is_reported():
+    clean = sing(scale_melody(50, n_notes=24, seconds=0.5, seed=1), VOICES["baritone"], sr=16000)
+    power = np.mean(clean**2)
+    t = np.arange(len(clean)) / 16000
+    drone = sum(np.sin(2 * np.pi * f * t) for f in (110, 165, 220, 330)).astype(np.float32)  # steady backing
+    drone *= np.sqrt(power / np.mean(drone**2))  # as loud as the voice: 0 dB signal-to-noise
+    hiss = np.random.default_rng(0).standard_normal(len(clean)).astype(np.float32) * np.sqrt(2 * power)  # -3 dB
+
+    assert not any("noisy" in w for w in load_audio((16000, clean + 0.03 * drone)).warnings)
+    assert any("noisy" in w for w in load_audio((16000, clean + drone)).warnings)
+    with pytest.raises(AudioInputError, match="very noisy"):
+        load_audio((16000, clean + hiss))
