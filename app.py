@@ -37,7 +37,17 @@ EMBEDDING_LABELS = {
     "expression_note": "Expression (key-free)",
     "mood": "Mood",
 }
-TABLE_COLUMNS = ["#", "Song", "Artist", "Voice", *EMBEDDING_LABELS.values(), "Score", "Range fit", "Key change"]
+TABLE_COLUMNS = [
+    "#",
+    "Song",
+    "Artist",
+    "Voice",
+    *EMBEDDING_LABELS.values(),
+    "Score",
+    "Range fit",
+    "Match",
+    "Key change",
+]
 ABOUT = """# voicerec
 **Sing for ten seconds, get the songs that suit your voice** — ranked, with the reason for each and the key to sing
 it in. Your recording is analysed in memory and not stored."""
@@ -66,6 +76,7 @@ def results_table(result: Recommendations) -> pd.DataFrame:
         row |= {
             "Score": round(float(item.score), 3),
             "Range fit": round(float(item.range_fit), 2),
+            "Match": round(float(item.match), 3),
             "Key change": key_change(int(item.transpose), item.key, item.suggested_key),
         }
         rows.append(row)
@@ -176,6 +187,12 @@ def build_demo(recommender: Recommender) -> gr.Blocks:
                 keys = gr.Plot(label="Your range and tessitura", show_label=False, format="png")
         table = gr.Dataframe(
             headers=TABLE_COLUMNS, label="Songs for your voice", interactive=False, wrap=True, elem_id="results"
+        )
+        gr.Markdown(
+            "**Timbre … Mood**: cosine similarity of your voice to the song's singer under each embedding "
+            "(*key-free*: both compared at the same pitch). **Score**: their weighted sum. **Range fit**: how well "
+            "the song, after the key change, sits in your range (1 = fully). **Match**, the order: score and range "
+            "fit combined."
         )
         chart = gr.Plot(label="Similarity per embedding", show_label=False, format="png")
         with gr.Accordion("Full result (JSON)", open=False):
