@@ -66,7 +66,12 @@ def ours_midi(x: np.ndarray) -> np.ndarray:
     return track_pitch(x, SR, FMIN, FMAX).midi
 
 
+def ours_unfolded_midi(x: np.ndarray) -> np.ndarray:
+    return track_pitch(x, SR, FMIN, FMAX, fix_octaves=False).midi
+
+
 TRACKERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"ours": ours_midi, "yin": yin_midi, "pyin": pyin_midi}
+ABLATION = {"ours without octave folding": ours_unfolded_midi}
 
 
 def octave_errors(cents: np.ndarray) -> np.ndarray:
@@ -122,7 +127,7 @@ def synthetic_table(seeds: int) -> pd.DataFrame:
         tonic = int(round(VOICE_CENTRES[TYPE_OF_SYNTH_VOICE.get(name, name)])) - 6
         notes = scale_melody(tonic, n_notes=16, seconds=0.4, seed=seed)
         x = sing(notes, voice, sr=SR, seed=seed)
-        for tracker, fn in TRACKERS.items():
+        for tracker, fn in {**TRACKERS, **ABLATION}.items():
             midi = fn(x)
             truth = note_truth(notes, len(midi))
             held = np.isfinite(truth)
@@ -160,13 +165,14 @@ def vibrato_table() -> pd.DataFrame:
 
 def real_agreement_table(data: Path, manifest: pd.DataFrame, per_singer: int, seconds: float) -> pd.DataFrame:
     clips = manifest[manifest["take"] == "control"].groupby("singer").head(per_singer)
-    stats: dict[str, list[np.ndarray]] = {"ours": [], "yin": []}
+    trackers = {"ours": ours_midi, **ABLATION, "yin": yin_midi}
+    stats: dict[str, list[np.ndarray]] = {name: [] for name in trackers}
     pyin_voiced, ours_kept = 0, 0
     for row in tqdm(list(clips.itertuples()), desc="pyin agreement"):
         x = load_audio(data / row.path).samples[: int(seconds * SR)]
         ref = pyin_midi(x)
         for tracker in stats:
-            midi = TRACKERS[tracker](x)
+            midi = trackers[tracker](x)
             n = min(len(ref), len(midi))
             both = np.isfinite(ref[:n]) & np.isfinite(midi[:n])
             stats[tracker].append((midi[:n] - ref[:n])[both] * 100)

@@ -3,8 +3,9 @@
 WORLD's DIO (via pyworld) proposes f0 candidates on a decimated signal (`speed=2`, several hundred times real
 time on one core) and StoneMask refines them to the sample-accurate instantaneous frequency. DIO's usual
 failure on singing is a jump of an octave for a few frames (a strong second harmonic, or a subharmonic in a
-breathy low note), which users read as a wrong note. Those frames are folded back by whole octaves onto a
-running median of log-f0, which a real melodic leap (held for longer than half the window) moves with.
+breathy low note), which users read as a wrong note. A running median of log-f0 flags frames a whole number
+of octaves away from their context, and the periodicity of the signal at the two candidate periods decides
+which octave is right (`_fix_octaves`), so brief real leaps are not folded away.
 Each frame's confidence is the normalised autocorrelation of the signal at the estimated period: near 1 for a
 clean periodic voice, near 0 for noise, so frames below `MIN_CONFIDENCE` are unvoiced.
 """
@@ -23,7 +24,9 @@ HOP_SECONDS = 0.010
 MIN_CONFIDENCE = 0.5
 """Frames whose periodicity at the estimated period is lower than this are treated as unvoiced."""
 OCTAVE_WINDOW_SECONDS = 0.31
-"""Span of the running median that octave jumps are folded onto; leaps held longer than half of it are kept."""
+"""Span of the running median that proposes the other octave for frames that jump an octave away from it."""
+OCTAVE_MARGIN = 0.03
+"""The more periodic octave candidate wins; within this margin, the higher one (as in YIN)."""
 MIN_RUN_FRAMES = 4
 """Voiced runs shorter than this (40 ms) are blips, not sung notes."""
 
@@ -89,17 +92,48 @@ def _fold_octaves(log2_f0: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def _fix_octaves(
+    x: np.ndarray, sr: int, times: np.ndarray, f0: np.ndarray, confidence: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames an octave away from their context get the octave the signal supports better.
+
+    The context (running median of log-f0) only proposes the other octave; the signal decides: the candidate
+    with the more periodic signal at its period wins, the higher on a near tie, since a periodic signal is just
+    as periodic at twice its period (YIN's rule). So a clear DIO doubling is fixed while a brief real leap stays;
+    the context alone (folding every jump) also folded real short high notes on gtsinger-dev.
+    """
+    f0, confidence = f0.copy(), confidence.copy()
+    idx = np.flatnonzero(f0 > 0)
+    log2_f0 = np.log2(f0[idx])
+    folded = _fold_octaves(log2_f0, window)
+    moved = idx[folded != log2_f0]
+    if moved.size == 0:
+        return f0, confidence
+    alt = np.zeros_like(f0)
+    alt[moved] = 2.0 ** folded[folded != log2_f0]
+    alt_confidence = _periodicity(x, sr, times, alt)[moved]
+    alt_is_higher = alt[moved] > f0[moved]
+    higher = np.where(alt_is_higher, alt_confidence, confidence[moved])
+    lower = np.where(alt_is_higher, confidence[moved], alt_confidence)
+    use_alt = np.where(alt_is_higher, higher >= lower - OCTAVE_MARGIN, higher < lower - OCTAVE_MARGIN)
+    f0[moved[use_alt]] = alt[moved[use_alt]]
+    confidence[moved[use_alt]] = alt_confidence[use_alt]
+    return f0, confidence
+
+
 def track_pitch(
     samples: np.ndarray,
     sr: int = 16000,
     fmin: float = 65.0,
     fmax: float = 1100.0,
     voiced: np.ndarray | None = None,
+    fix_octaves: bool = True,
 ) -> PitchTrack:
     """f0 of a (mono) singing voice every 10 ms, frames centred at 0, 10 ms, 20 ms, ...
 
     `voiced` is an optional per-10-ms-frame mask (e.g. `VoiceAudio.voiced`): frames outside it are unvoiced
-    whatever the tracker says, which removes pitched noise between phrases.
+    whatever the tracker says, which removes pitched noise between phrases. `fix_octaves=False` leaves DIO's
+    octave jumps in (for measuring what the folding does).
     """
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim != 1:
@@ -125,8 +159,8 @@ def track_pitch(
     for a, b in _runs(keep):
         if b - a < MIN_RUN_FRAMES:
             keep[a:b] = False
-    out = np.full(len(f0), np.nan)
-    if keep.any():
+    f0[~keep] = 0.0
+    if fix_octaves and keep.any():
         window = int(round(OCTAVE_WINDOW_SECONDS / HOP_SECONDS)) | 1
-        out[keep] = 2.0 ** _fold_octaves(np.log2(f0[keep]), window)
-    return PitchTrack(times=times, f0=out, confidence=confidence)
+        f0, confidence = _fix_octaves(x, sr, times, f0, confidence, window)
+    return PitchTrack(times=times, f0=np.where(keep, f0, np.nan), confidence=confidence)
