@@ -48,6 +48,7 @@ TABLE_COLUMNS = [
     "Match",
     "Key change",
 ]
+COLUMN_WIDTHS = ["3%", "13%", "7%", "7%", "7%", "8%", "8%", "9%", "6%", "6%", "6%", "6%", "14%"]
 ABOUT = """# voicerec
 **Sing for ten seconds, get the songs that suit your voice** — ranked, with the reason for each and the key to sing
 it in. Your recording is analysed in memory and not stored."""
@@ -186,7 +187,12 @@ def build_demo(recommender: Recommender) -> gr.Blocks:
                 summary = gr.Markdown(label="Your voice", elem_id="summary")
                 keys = gr.Plot(label="Your range and tessitura", show_label=False, format="png")
         table = gr.Dataframe(
-            headers=TABLE_COLUMNS, label="Songs for your voice", interactive=False, wrap=True, elem_id="results"
+            headers=TABLE_COLUMNS,
+            label="Songs for your voice",
+            interactive=False,
+            wrap=True,
+            column_widths=COLUMN_WIDTHS,
+            elem_id="results",
         )
         gr.Markdown(
             "**Timbre … Mood**: cosine similarity of your voice to the song's singer under each embedding "

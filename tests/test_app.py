@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -83,3 +84,13 @@ def test_weights_and_number_of_songs_reach_the_recommender(client, clips):
 def test_clipping_is_reported_but_analysed(client, clips):
     details = check_good(recommend(client, clips["clipped"]))
     assert any("clipped" in w for w in details["profile"]["warnings"])
+
+
+def test_uploads_over_the_size_limit_are_refused(client, clips, tmp_path):
+    big = tmp_path / "two-hours.wav"
+    with big.open("wb") as f:
+        f.truncate(27 * 1024 * 1024)  # over the app's 25 MB limit; content never read
+    with big.open("rb") as f:
+        response = httpx.post(f"{client.src}gradio_api/upload", files={"files": (big.name, f, "audio/wav")})
+    assert response.status_code == 413
+    check_good(recommend(client, clips["good"]))  # and the app still serves
