@@ -90,11 +90,13 @@ def card_problems(readme: str | Path, repo_type: str) -> list[str]:
 
 
 def _rename_ids(text: str, namespace: str, revision: str) -> str:
-    """Cards are rendered with the default ids (voicerec/<name>); point them at `namespace` and `revision`."""
+    """Cards are rendered with the default ids (voicerec/<name>) and `revision="main"` (or a `$revision` field);
+    point them at `namespace` and at the tag being published."""
     if namespace != DEFAULT_NAMESPACE:
         names = [*MODEL_REPOS, DATASET_REPO, SPACE_REPO]
         text = re.sub(rf"\b{DEFAULT_NAMESPACE}/({'|'.join(map(re.escape, names))})\b", rf"{namespace}/\1", text)
-    return Template(text).safe_substitute(revision=revision)
+    text = Template(text).safe_substitute(revision=revision)
+    return text.replace('revision="main"', f'revision="{revision}"')
 
 
 def _copy_repo(src: Path, dst: Path, repo_type: str, namespace: str, revision: str) -> None:
