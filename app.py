@@ -227,9 +227,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = parse_args(argv)
-    recommender = Recommender.from_pretrained(
-        timbre=args.timbre, expression=args.expression, mood=args.mood, catalog=args.catalog
-    )
+    try:
+        recommender = Recommender.from_pretrained(
+            timbre=args.timbre, expression=args.expression, mood=args.mood, catalog=args.catalog
+        )
+    except Exception as exc:  # at start-up only: one line saying what to fix instead of a long traceback
+        raise SystemExit(
+            f"voicerec: could not load the encoders or the catalog: {exc}\nPoint --timbre, --expression, --mood and "
+            "--catalog (or VOICEREC_TIMBRE_MODEL, ..., VOICEREC_CATALOG) at model folders or Hub ids."
+        ) from exc
     demo = build_demo(recommender)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE)
