@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
@@ -117,12 +119,18 @@ def collect_melodies(bach: int, folk: int) -> list[dict]:
     return melodies
 
 
-def render(melodies: list[dict], audio_dir: Path) -> list[dict]:
+def _render_one(path: Path, notes: list[tuple[float, float]], voice: Voice, seed: int) -> None:
+    tmp = path.with_suffix(".tmp.wav")
+    sf.write(tmp, sing(notes, voice, RATE, seed=seed), RATE)
+    tmp.replace(path)  # a killed run never leaves a truncated file that looks finished
+
+
+def render(melodies: list[dict], audio_dir: Path, num_proc: int = 1) -> list[dict]:
     """Each melody by three voices two voice types apart, transposed to the voice's range; returns the CSV rows."""
     voices = synthetic_voices()
     audio_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, mel in enumerate(tqdm(melodies, desc="rendering")):
+    rows, jobs = [], []
+    for i, mel in enumerate(melodies):
         low, high, t_low, t_high, median = score_range(mel["notes"])
         variant = "ab"[(i // len(PRESETS)) % 2]
         for preset in (PRESETS[i % 6], PRESETS[(i + 2) % 6], PRESETS[(i + 4) % 6]):
@@ -137,7 +145,7 @@ def render(melodies: list[dict], audio_dir: Path) -> list[dict]:
                         break
                     clip.append((m + shift, q * QUARTER_SECONDS))
                     total += q * QUARTER_SECONDS
-                sf.write(audio_dir / file, sing(clip, voice, RATE, seed=i), RATE)
+                jobs.append((audio_dir / file, clip, voice, i))
             rows.append({
                 "file": file, "song_id": song_id, "title": mel["title"], "artist": mel["artist"],
                 "language": mel["language"], "source": mel["source"], "license": LICENSE,
@@ -145,6 +153,10 @@ def render(melodies: list[dict], audio_dir: Path) -> list[dict]:
                 "range_low": low + shift, "range_high": high + shift,
                 "tessitura_low": t_low + shift, "tessitura_high": t_high + shift,
             })  # fmt: skip
+    with ProcessPoolExecutor(num_proc) as pool:
+        for future in tqdm(as_completed([pool.submit(_render_one, *job) for job in jobs]), total=len(jobs),
+                           desc="rendering"):  # fmt: skip
+            future.result()
     return rows
 
 
@@ -175,8 +187,12 @@ def main() -> None:
     work = Path(args.work)
     metadata = work / "songs.csv"
     if not metadata.exists():
-        melodies = collect_melodies(args.bach, args.folk)
-        rows = render(melodies, work / "audio")
+        cached = work / "melodies.json"  # parsing the corpus takes minutes: keep what it gave
+        if not cached.exists():
+            work.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(collect_melodies(args.bach, args.folk)))
+        melodies = json.loads(cached.read_text())
+        rows = render(melodies, work / "audio", args.num_proc)
         tmp = metadata.with_suffix(".tmp")
         with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

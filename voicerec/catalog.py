@@ -212,7 +212,7 @@ def analyse_song(path: Path, embedder: Embedder, separate: bool = False) -> dict
     }
 
 
-def _cache_key(path: Path, fingerprints: dict[str, str], separate: bool) -> str:
+def _cache_key(path: Path, fingerprints: dict, separate: bool) -> str:
     h = hashlib.sha256(f"{CACHE_VERSION}|{json.dumps(fingerprints, sort_keys=True)}|{separate}".encode())
     with path.open("rb") as f:
         h.update(hashlib.file_digest(f, "sha256").digest())
@@ -424,7 +424,7 @@ def build_catalog(
         if not path.is_file():
             failed[row["file"]] = "file not found"
             continue
-        cache_file = cache_root / f"{_cache_key(path, embedder.fingerprints, separate)}.npz"
+        cache_file = cache_root / f"{_cache_key(path, embedder.fingerprints | embedder.dimensions, separate)}.npz"
         cache_files[row["song_id"]] = cache_file
         if not cache_file.exists():
             todo.append((row, path, cache_file))

@@ -71,12 +71,15 @@ def fuse(embeddings: Mapping[str, np.ndarray], weights: Mapping[str, float] | No
 
 
 def weights_fingerprint(folder: str | Path) -> str:
-    """Short hash of a model folder's weights: tells whether a catalog was built with the same encoders."""
-    path = Path(folder) / "model.safetensors"
-    if not path.is_file():
-        return ""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
+    """Short hash of a model folder's config and weights: tells whether a catalog was built with the same encoders."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        path = Path(folder) / name
+        if not path.is_file():
+            return ""
+        with path.open("rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()[:12]
 
 
 def _load(source: str) -> tuple[PreTrainedModel, AutoFeatureExtractor]:
