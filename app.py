@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from voicerec import MAX_SECONDS, AudioInputError, load_audio
+from voicerec.defaults import ARTEFACTS
 from voicerec.embeddings import DEFAULT_WEIGHTS, EMBEDDING_NAMES
 from voicerec.plots import breakdown_chart, range_keyboard
 from voicerec.recommender import Recommendations, Recommender
@@ -214,9 +215,10 @@ def build_demo(recommender: Recommender) -> gr.Blocks:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in ("timbre", "expression", "mood"):
-        parser.add_argument(f"--{name}", help=f"{name} model: folder or Hub id (default: $VOICEREC_*, then hub/)")
-    parser.add_argument("--catalog", help="catalog dataset: folder or Hub id (default: $VOICEREC_CATALOG, then hub/)")
+    for name in ("timbre", "expression", "mood", "catalog"):
+        env, repo = ARTEFACTS[name]
+        what = "catalog dataset" if name == "catalog" else f"{name} model"
+        parser.add_argument(f"--{name}", help=f"{what}: folder or Hub id (default: ${env}, then hub/{repo})")
     parser.add_argument("--host", help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--concurrency", type=int, default=2, help="recordings analysed at once (default 2)")
