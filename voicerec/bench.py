@@ -131,23 +131,25 @@ def search_scaling(dim: int, sizes: tuple[int, ...], queries: int = 20, k: int =
         index = VectorIndex(vectors)
         build = time.perf_counter() - start
 
-        index_times, scan_times, recall = [], [], []
-        index.search(probes[0], k)
-        for q in probes:
+        index.search(probes[0], k)  # warm-up
+        index_times, pools = [], []
+        for q in probes:  # the two methods in separate loops: neither runs in the other's thread wake-up
             start = time.perf_counter()
-            _, ids = index.search(q, k)
+            pools.append(index.search(q, k)[1][0])
             index_times.append(time.perf_counter() - start)
+        scan_times, recall = [], []
+        for q, pool in zip(probes, pools, strict=True):
             start = time.perf_counter()
             exact = numpy_topk(vectors, q, k)
             scan_times.append(time.perf_counter() - start)
-            recall.append(len(set(ids[0][:10]) & set(exact[:10])) / 10)
+            recall.append(len(set(pool) & set(exact[:10])) / 10)  # ranking re-scores the pool exactly
         rows.append(
             {
                 "songs": f"{n:,}",
                 "index": index.factory,
                 "index ms/query": 1000 * statistics.median(index_times),
                 "numpy scan ms/query": 1000 * statistics.median(scan_times),
-                "index recall@10": float(np.mean(recall)),
+                "exact top-10 in index pool": float(np.mean(recall)),
                 "index build s": build,
                 "index MB": index_bytes(index) / 1e6,
             }
