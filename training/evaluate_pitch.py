@@ -164,21 +164,22 @@ def vibrato_table() -> pd.DataFrame:
 
 
 def real_agreement_table(data: Path, manifest: pd.DataFrame, per_singer: int, seconds: float) -> pd.DataFrame:
-    clips = manifest[manifest["take"] == "control"].groupby("singer").head(per_singer)
+    clips = manifest.groupby("singer").head(per_singer) if per_singer else manifest
     trackers = {"ours": ours_midi, **ABLATION, "yin": yin_midi}
     stats: dict[str, list[np.ndarray]] = {name: [] for name in trackers}
-    pyin_voiced, ours_kept = 0, 0
+    kept: dict[str, int] = dict.fromkeys(trackers, 0)
+    pyin_voiced = 0
     for row in tqdm(list(clips.itertuples()), desc="pyin agreement"):
-        x = load_audio(data / row.path).samples[: int(seconds * SR)]
+        x = load_audio(data / row.path).samples
+        x = x[: int(seconds * SR)] if seconds else x
         ref = pyin_midi(x)
-        for tracker in stats:
-            midi = trackers[tracker](x)
+        pyin_voiced += int(np.isfinite(ref).sum())
+        for tracker, fn in trackers.items():
+            midi = fn(x)
             n = min(len(ref), len(midi))
             both = np.isfinite(ref[:n]) & np.isfinite(midi[:n])
             stats[tracker].append((midi[:n] - ref[:n])[both] * 100)
-            if tracker == "ours":
-                pyin_voiced += int(np.isfinite(ref[:n]).sum())
-                ours_kept += int(both.sum())
+            kept[tracker] += int(both.sum())
     rows = []
     for tracker, errs in stats.items():
         cents = np.concatenate(errs)
@@ -189,7 +190,7 @@ def real_agreement_table(data: Path, manifest: pd.DataFrame, per_singer: int, se
                 "within 50 c of pyin": np.mean(np.abs(cents) < 50),
                 "octave apart": octave_errors(cents).mean(),
                 "median |diff| (cents)": np.median(np.abs(cents)),
-                "pyin-voiced frames kept": ours_kept / pyin_voiced if tracker == "ours" else 1.0,
+                "pyin-voiced frames kept": kept[tracker] / pyin_voiced,
             }
         )
     return pd.DataFrame(rows)
@@ -237,8 +238,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/gtsinger-dev"))
     parser.add_argument("--seeds", type=int, default=1, help="synthetic melodies per voice and condition")
-    parser.add_argument("--per-singer", type=int, default=1, help="control clips per singer for the pyin check")
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of each clip for the pyin check")
+    parser.add_argument("--per-singer", type=int, default=0, help="clips per singer for the pyin check (0: all)")
+    parser.add_argument("--seconds", type=float, default=0.0, help="seconds of each clip for the pyin check (0: all)")
     args = parser.parse_args()
     fmt = {"floatfmt": ".3f", "index": False}
     print("## Speed (one thread, 15 s of synthetic singing)\n")
@@ -252,7 +253,8 @@ def main() -> None:
         return
     manifest = pd.read_csv(args.data / "manifest.csv")
     manifest = manifest[manifest["kind"] == "singing"]
-    print(f"\n## Agreement with pyin on real singing (gtsinger-dev, first {args.seconds:.0f} s)\n")
+    span = f"first {args.seconds:.0f} s of each clip" if args.seconds else "whole clips"
+    print(f"\n## Agreement with pyin on real singing (gtsinger-dev, {span})\n")
     print(real_agreement_table(args.data, manifest, args.per_singer, args.seconds).to_markdown(**fmt))
     accuracy, confusion = voice_part_tables(args.data, manifest)
     print("\n## Voice part (gtsinger-dev singing clips)\n")
