@@ -89,6 +89,7 @@ def card_fields(config: dict) -> dict[str, str]:
     )
     return {
         "model_id": export["hub_id"],
+        "revision": export.get("revision", "main"),  # `voicerec publish --revision` swaps in the published tag
         "variant": config["variant"],
         "variant_text": VARIANT_TEXT[config["variant"]],
         "license": export["license"],
