@@ -14,10 +14,14 @@ import numpy as np
 DEMUCS_MODEL = "htdemucs"
 
 INSTALL_HINT = (
-    "Vocals separation needs demucs: `pip install demucs`. On first use it downloads the "
-    f"'{DEMUCS_MODEL}' weights into torch's hub cache (~/.cache/torch/hub/checkpoints). Without internet, copy "
-    "that folder from a machine that has run demucs once, or separate the vocals yourself (e.g. "
-    "`demucs --two-stems vocals SONG.mp3`) and build the catalog from the vocal stems without --separate."
+    "Vocals separation needs demucs: `pip install demucs` (it downloads its weights once, on first use), or "
+    "separate the vocals yourself and build the catalog from the vocal stems without --separate."
+)
+WEIGHTS_HINT = (
+    f"demucs is installed but could not load its '{DEMUCS_MODEL}' weights, which it downloads once into torch's "
+    "hub cache (~/.cache/torch/hub/checkpoints). Run `demucs --two-stems vocals ANY_SONG.mp3` once on a machine "
+    "with internet and copy that folder here, or separate the vocals elsewhere (`demucs --two-stems vocals "
+    "SONG.mp3`) and build the catalog from the vocal stems without --separate."
 )
 
 
@@ -43,7 +47,7 @@ def _model():
     try:
         return get_model(DEMUCS_MODEL).eval()
     except Exception as exc:  # offline, blocked download, corrupt cache: all end the same way for the user
-        raise SeparationError(f"Could not load the demucs model '{DEMUCS_MODEL}' ({exc}). {INSTALL_HINT}") from exc
+        raise SeparationError(f"{WEIGHTS_HINT} Cause: {exc}") from exc
 
 
 def separate_vocals(samples: np.ndarray, sr: int) -> np.ndarray:
