@@ -119,10 +119,7 @@ class Embedder:
 
     @property
     def dimensions(self) -> dict[str, int]:
-        size = {
-            name: int(getattr(model.config, "embedding_size", 0) or 2 * model.config.latent_size)
-            for name, (model, _) in self.models.items()
-        }
+        size = {name: int(model.config.embedding_size) for name, (model, _) in self.models.items()}
         return {
             "timbre": size["timbre"],
             "expression": size["expression"],
