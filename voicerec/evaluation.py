@@ -405,7 +405,8 @@ def _mean_of(dicts: list[dict]) -> dict:
         return {k: _mean_of([d[k] for d in dicts]) for k in first}
     if isinstance(first, int) and not isinstance(first, bool):
         return first
-    return float(np.nanmean(dicts))
+    values = np.asarray(dicts, dtype=float)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")  # no queries: nan, no warning
 
 
 def evaluate_random(data: EvalSet, conditions: Sequence[Condition], repeats: int = 20) -> EmbedderResult:
