@@ -49,7 +49,7 @@ TABLE_COLUMNS = [
     "Match",
     "Key change",
 ]
-COLUMN_WIDTHS = ["3%", "13%", "7%", "7%", "7%", "8%", "8%", "9%", "6%", "6%", "6%", "6%", "14%"]
+COLUMN_WIDTHS = ["3%", "13%", "12%", "10%", "6%", "6%", "6%", "6%", "6%", "5%", "5%", "5%", "17%"]
 ABOUT = """# voicerec
 **Sing for ten seconds, get the songs that suit your voice** — ranked, with the reason for each and the key to sing
 it in. Your recording is analysed in memory and not stored."""
@@ -193,6 +193,7 @@ def build_demo(recommender: Recommender) -> gr.Blocks:
             interactive=False,
             wrap=True,
             column_widths=COLUMN_WIDTHS,
+            max_height=1000,
             elem_id="results",
         )
         gr.Markdown(
