@@ -303,7 +303,8 @@ def run(
     threads = torch.get_num_threads()
     head = (
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads {threads}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, Python {platform.python_version()}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average at start "
+        f"{os.getloadavg()[0]:.1f} (other processes share the CPUs), Python {platform.python_version()}, "
         f"torch {torch.__version__}. Models: {', '.join(sources[k] for k in ('timbre', 'expression', 'mood'))}; "
         f"catalog: {sources['catalog']}."
     )
