@@ -172,7 +172,10 @@ not which real singer does. Build a catalog of real recordings with `python -m v
   rendered and embedded.
 - Range, tessitura and key: from the (transposed) score, not from the audio.
 - No audio is included: only metadata, ranges and the embeddings of the renditions. The entries are released
-  under CC0-1.0; the melodies are in the public domain."""
+  under CC0-1.0; the melodies are in the public domain (the Essen Folksong Collection was encoded by Helmut
+  Schaffrath and colleagues; the encodings used are those bundled with music21). The embeddings come from
+  voicerec's encoders (voicerec-sscl-timbre, voicerec-sscl-expression, voicerec-tjae): see their cards for
+  their training data."""
 
 
 def main() -> None:
