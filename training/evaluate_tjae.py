@@ -11,7 +11,7 @@
    timbre when available) and of mood and MFCC statistics. Low correlation = the mood embedding adds
    information instead of repeating it.
 4. Pooling: the latent pooled as its mean or as mean and standard deviation, each measured as in 2-3 on the
-   training singers (fold B, where the choice is made) and on the held-out singers (fold A).
+   training singers (fold B) and on the held-out singers (fold A).
 
     python training/evaluate_tjae.py --model /work/runs/tjae/shipped --output /work/runs/tjae/evaluation.json
 """
@@ -82,7 +82,7 @@ def pooled_latents(model, clips: list[Clip], max_seconds: float | None = None) -
 def pooling_report(model, folds: dict[str, list[Clip]], train_clips: list[Clip]) -> dict:
     """What each pooling carries, per singer fold: the song (same-song retrieval), the singer (song-disjoint
     singer retrieval) and how much it overlaps MFCC statistics. Each pooling is centred on the training clips'
-    mean, as the model centres its embedding. The choice is made on the training singers."""
+    mean, as the model centres its embedding."""
     centers = {name: x.mean(0) for name, x in pooled_latents(model, train_clips, max_seconds=30.0).items()}
     report = {}
     for fold, clips in folds.items():
