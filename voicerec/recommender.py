@@ -139,7 +139,7 @@ class Recommender:
         track = track_pitch(audio.samples, audio.sampling_rate)
         timings["pitch"] = time.perf_counter() - start
         start = time.perf_counter()
-        sung = estimate_range(track)
+        sung = estimate_range(track, audio.samples, audio.sampling_rate)  # the recording adds the formant cue
         timings["range"] = time.perf_counter() - start
         embeddings = self.embedder.embed(audio, track, timings)
         warnings = list(audio.warnings)

@@ -5,10 +5,18 @@ duration: a note held for a second weighs a hundred times a passing 10 ms. The e
 cracks, scoops, and octave slips as often as real notes, so the *comfortable range* is the 5th..95th
 percentile and the *tessitura* (where the voice spends most of its time) the 25th..75th.
 
-Voice type is the type whose typical comfortable range (`VOICE_TYPES`) is centred nearest the singer's median
-pitch. Pitch alone cannot tell a high male voice from a low female one (a tenor and an alto share most of their
-notes), so around MIDI 60 (C4) the answer is a guess from pitch only; the app shows the range itself, which
-does not depend on that guess.
+Voice type. Pitch alone cannot tell a high male voice from a low female one (a tenor and an alto share most
+of their notes), so when the recording itself is given, a cue of vocal-tract size joins it: the median fourth
+formant (`voicerec.formants`), higher for a shorter, typically female, vocal tract. Each cue counts in units of
+the usual gap between men and women: about an octave in pitch, about 3 semitones (18 %) in formants, so one
+semitone of F4 weighs as much as `FORMANT_WEIGHT` = 4 semitones of pitch. A voice is female when
+median + 4 x (F4 in semitones above 3.8 kHz) is above `FEMALE_ABOVE_MIDI`; then the type is the nearest of the
+three of that sex in `SUNG_CENTRES`. Untrained singers of everyday songs sing well below the classical
+tessituras: gtsinger-dev's sopranos sing around E4, where the classical rule says alto, so the women's centres
+sit `FEMALE_OFFSET` semitones below the classical ones. The two constants were fitted on gtsinger-dev's fold B
+singers and pjs (not on the fold A singers, on which the README reports); with no basses in fold B, the men's
+centres stay classical. Without the recording (`estimate_range(track)` alone) the type is the one whose
+classical comfortable range is centred nearest the median pitch.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from dataclasses import asdict, dataclass
 import librosa
 import numpy as np
 
-from voicerec.audio import AudioInputError
+from voicerec.audio import MODEL_RATE, AudioInputError
+from voicerec.formants import fourth_formant
 from voicerec.pitch import PitchTrack
 
 MIN_PITCHED_SECONDS = 2.0
@@ -37,6 +46,20 @@ VOICE_TYPES: dict[str, tuple[int, int]] = {
 }
 """Typical comfortable (not extreme) range of each voice type, as MIDI notes (choral/classical conventions)."""
 VOICE_CENTRES: dict[str, float] = {name: (lo + hi) / 2 for name, (lo, hi) in VOICE_TYPES.items()}
+MALE_TYPES = ("bass", "baritone", "tenor")
+FEMALE_TYPES = ("alto", "mezzo-soprano", "soprano")
+FORMANT_REFERENCE_HZ = 3800.0
+FORMANT_WEIGHT = 4.0
+"""Semitones of pitch that one semitone of F4 is worth: men and women differ by ~12 in pitch, ~3 in formants."""
+FEMALE_ABOVE_MIDI = 62.4
+"""Boundary of median + FORMANT_WEIGHT x F4 semitones re FORMANT_REFERENCE_HZ; middle of the best interval on fold B."""
+FEMALE_OFFSET = 6.4
+"""Semitones below the classical centres that women of gtsinger-dev's fold B sing: puts the mezzo/soprano
+boundary (classically 68.5) at 62.1, the middle of the best interval on those singers."""
+SUNG_CENTRES: dict[str, float] = {
+    name: VOICE_CENTRES[name] - (FEMALE_OFFSET if name in FEMALE_TYPES else 0.0) for name in VOICE_TYPES
+}
+"""Median pitch of each type in everyday singing, used with the formant cue."""
 
 
 def note_name(midi: float) -> str:
@@ -46,9 +69,18 @@ def note_name(midi: float) -> str:
     return librosa.midi_to_note(int(round(float(midi))), unicode=False)
 
 
-def voice_type(median_midi: float) -> str:
-    """The voice type whose comfortable range is centred nearest `median_midi` (pitch only; see module doc)."""
-    return min(VOICE_CENTRES, key=lambda name: abs(VOICE_CENTRES[name] - median_midi))
+def is_female(median_midi: float, fourth_formant_hz: float) -> bool:
+    """Whether pitch and vocal-tract size together point to a female voice (see module doc)."""
+    size = median_midi + FORMANT_WEIGHT * 12.0 * np.log2(fourth_formant_hz / FORMANT_REFERENCE_HZ)
+    return bool(size > FEMALE_ABOVE_MIDI)
+
+
+def voice_type(median_midi: float, fourth_formant_hz: float | None = None) -> str:
+    """Voice type from the median sung pitch and, if known and finite, the median F4 (see module doc)."""
+    if fourth_formant_hz is None or not np.isfinite(fourth_formant_hz):
+        return min(VOICE_CENTRES, key=lambda name: abs(VOICE_CENTRES[name] - median_midi))
+    types = FEMALE_TYPES if is_female(median_midi, fourth_formant_hz) else MALE_TYPES
+    return min(types, key=lambda name: abs(SUNG_CENTRES[name] - median_midi))
 
 
 @dataclass
@@ -62,6 +94,8 @@ class VocalRange:
     median: float
     voice_type: str
     voiced_seconds: float
+    fourth_formant: float | None = None
+    """Median F4 in Hz (the vocal-tract size cue), when the recording was given and it could be measured."""
 
     def to_dict(self) -> dict[str, float | str]:
         """JSON-able: the fields plus note names ('low_note': 'A2', ...)."""
@@ -71,8 +105,11 @@ class VocalRange:
         return out
 
 
-def estimate_range(track: PitchTrack) -> VocalRange:
-    """Range, tessitura and voice type from the voiced frames of `track` (duration-weighted percentiles)."""
+def estimate_range(track: PitchTrack, samples: np.ndarray | None = None, sr: int = MODEL_RATE) -> VocalRange:
+    """Range, tessitura and voice type from the voiced frames of `track` (duration-weighted percentiles).
+
+    `samples` (the recording `track` was measured on, at `sr`) add the formant cue to the voice type.
+    """
     midi = track.midi[track.voiced]
     seconds = float(midi.size * track.hop_seconds)
     if seconds < MIN_PITCHED_SECONDS:
@@ -83,14 +120,16 @@ def estimate_range(track: PitchTrack) -> VocalRange:
     low, t_low, median, t_high, high = np.percentile(
         midi, [RANGE_PERCENTILES[0], TESSITURA_PERCENTILES[0], 50.0, TESSITURA_PERCENTILES[1], RANGE_PERCENTILES[1]]
     )
+    f4 = fourth_formant(samples, sr, track) if samples is not None else float("nan")
     return VocalRange(
         low=float(low),
         high=float(high),
         tessitura_low=float(t_low),
         tessitura_high=float(t_high),
         median=float(median),
-        voice_type=voice_type(float(median)),
+        voice_type=voice_type(float(median), f4),
         voiced_seconds=seconds,
+        fourth_formant=float(f4) if np.isfinite(f4) else None,
     )
 
 

@@ -1,0 +1,78 @@
+"""Formant cue of vocal-tract size and the voice type it informs, on all-pole vowels of known formants.
+
+`voicerec.synth` shapes harmonics with summed resonance peaks whose upper formants are very weak, so the tests
+here make vowels the way a vocal tract does: a glottal pulse train through a cascade of two-pole resonators,
+whose formants are exactly known.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from voicerec.formants import formant_frequencies, fourth_formant
+from voicerec.pitch import track_pitch
+from voicerec.synth import midi_to_hz
+from voicerec.vocal_range import FEMALE_TYPES, MALE_TYPES, estimate_range, is_female, voice_type
+
+SR = 16000
+MALE_VOWELS = {  # F1..F4 (Hz) of an adult male vocal tract
+    "a": (730, 1090, 2440, 3400),
+    "e": (530, 1840, 2480, 3500),
+    "o": (570, 840, 2410, 3400),
+}
+BANDWIDTHS = (80, 100, 150, 200)
+
+
+def vowels(notes: list[float], scale: float = 1.0, seconds: float = 0.6, seed: int = 0) -> np.ndarray:
+    """Each MIDI note sung on the next vowel; `scale` > 1 is a shorter vocal tract (all formants higher)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, midi in enumerate(notes):
+        n = int(seconds * SR)
+        period = SR / float(midi_to_hz(midi))
+        pulses = np.zeros(n)
+        pulses[np.round(np.arange(0, n - 1, period)).astype(int)] = 1.0
+        x = lfilter([1.0], [1.0, -0.95], pulses) + 0.01 * rng.standard_normal(n)  # glottal roll-off, breath
+        for f, bw in zip(list(MALE_VOWELS.values())[i % len(MALE_VOWELS)], BANDWIDTHS, strict=True):
+            r = np.exp(-np.pi * bw * scale / SR)
+            x = lfilter([1.0 - r], [1.0, -2 * r * np.cos(2 * np.pi * f * scale / SR), r * r], x)
+        out.append(x * np.hanning(n) ** 0.2)
+    y = np.concatenate(out)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.mark.parametrize(("midi", "scale"), [(48.0, 1.0), (60.0, 1.0), (60.0, 1.18), (67.0, 1.18)])
+def test_fourth_formant_is_found_at_low_and_high_pitch(midi: float, scale: float) -> None:
+    x = vowels([midi, midi + 2, midi + 4], scale=scale)
+    track = track_pitch(x, SR)
+    measured = fourth_formant(x, SR, track)
+    true_f4 = np.median([f[3] for f in MALE_VOWELS.values()]) * scale
+    assert abs(measured / true_f4 - 1) < 0.06
+    formants = formant_frequencies(x, SR, track)
+    assert formants.shape[1] == 4 and np.all(np.diff(formants, axis=1)[np.isfinite(formants[:, 1:])] > 0)
+
+
+def test_formant_cue_tells_a_tenor_from_an_alto_singing_the_same_notes() -> None:
+    melody = [58.0, 60.0, 62.0, 60.0, 59.0, 61.0]  # around C4, where tenors and altos overlap
+    types = {}
+    for scale in (1.0, 1.18):  # an adult male vocal tract, and one 15 % shorter
+        x = vowels(melody, scale=scale, seed=int(scale * 10))
+        track = track_pitch(x, SR)
+        pitch_only = estimate_range(track)
+        both = estimate_range(track, x, SR)
+        assert both.fourth_formant is not None and pitch_only.fourth_formant is None
+        types[scale] = (pitch_only.voice_type, both.voice_type)
+    assert types[1.0][0] == types[1.18][0]  # pitch alone gives both voices the same type
+    assert types[1.0][1] in MALE_TYPES and types[1.18][1] in FEMALE_TYPES
+
+
+def test_voice_type_rule() -> None:
+    assert voice_type(50.0) == "bass" and voice_type(70.0) == "soprano"  # pitch only: classical centres
+    assert voice_type(60.0, None) == voice_type(60.0, float("nan")) == voice_type(60.0)
+    assert voice_type(60.0, 3300.0) == "tenor" and voice_type(60.0, 4400.0) == "mezzo-soprano"
+    assert voice_type(66.0, 4400.0) == "soprano"  # everyday singing: a soprano around F#4
+    # a higher F4 can only make a voice more female, and so can a higher pitch
+    assert not is_female(62.0, 3000.0) and is_female(62.0, 4500.0)
+    assert is_female(70.0, 3500.0) and not is_female(50.0, 4000.0)
