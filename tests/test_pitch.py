@@ -11,7 +11,7 @@ import pytest
 from scipy.signal import resample_poly
 
 from voicerec.audio import AudioInputError
-from voicerec.note_adjust import REFERENCE_MIDI, adjust_to_reference, shift_pitch
+from voicerec.note_adjust import REFERENCE_MIDI, _aperiodicity, _world_f0, adjust_to_reference, shift_pitch
 from voicerec.pitch import _fix_octaves, _periodicity, track_pitch
 from voicerec.synth import VOICES, scale_melody, sing
 from voicerec.vocal_range import VOICE_CENTRES, VocalRange, estimate_range, note_name, range_fit
@@ -148,6 +148,27 @@ def test_shift_pitch_moves_pitch_by_the_requested_interval() -> None:
     x = sing([(60.0, 1.5)], VOICES["alto"], sr=SR)
     y = shift_pitch(x, SR, -5.0)
     assert abs(np.nanmedian(track_pitch(y, SR).midi) - 55.0) < 0.3
+
+
+def test_shift_pitch_resynthesises_the_given_track() -> None:
+    # the track's f0 is what WORLD resynthesises (no second tracking): a track two semitones high comes out high
+    x = sing([(60.0, 1.5)], VOICES["alto"], sr=SR)
+    track = track_pitch(x, SR)
+    y = shift_pitch(x, SR, -5.0, replace(track, f0=track.f0 * 2 ** (2 / 12)))
+    assert abs(np.nanmedian(track_pitch(y, SR).midi) - 57.0) < 0.3
+
+
+def test_sparse_aperiodicity_follows_full_rate_d4c() -> None:
+    import pyworld
+
+    x = sing(scale_melody(55, n_notes=6, seconds=0.4, seed=3), VOICES["tenor"], sr=SR)
+    x = np.asarray(x, dtype=np.float64)
+    f0, times = _world_f0(x, SR, None)
+    full = pyworld.d4c(x, f0, times, SR, fft_size=512)
+    sparse = _aperiodicity(x, SR, f0, times, 512)
+    assert sparse.shape == full.shape
+    assert np.array_equal(sparse[f0 == 0], full[f0 == 0])  # unvoiced frames exactly as D4C gives them
+    assert np.mean(np.abs(sparse - full)[f0 > 0]) < 0.05
 
 
 def test_too_little_pitch_is_a_clear_error() -> None:

@@ -4,6 +4,11 @@ Up to `EXACT_LIMIT` vectors the index is exact (`IndexFlatIP`: a BLAS matrix pro
 file over 8-bit scalar-quantised vectors (`IVF<nlist>,SQ8`, inner-product metric) keeps memory at one byte per
 dimension and visits only `nprobe` of `nlist` lists, so a million songs stay fast. The index only proposes a
 candidate pool: ranking re-scores the pool exactly, so the approximation can only matter at the pool's edge.
+
+`nprobe` defaults to a quarter of the lists. Measured on 1M clustered synthetic 800-d vectors as in
+`python -m voicerec bench` (50 queries), the share of the exact top 10 found in the 200-song pool was 0.72 at
+nprobe 16 of 1024, 0.95 at 128 and 0.99 at 256 (~30 ms per query on one busy core against ~120 ms for a numpy
+scan). Quantisation is not what misses them (IVF1024,Flat found the same), the unvisited lists are.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import faiss
 import numpy as np
 
 EXACT_LIMIT = 100_000
-DEFAULT_NPROBE = 16
+PROBE_FRACTION = 0.25
 
 
 class VectorIndex:
     """`search(queries, k)` -> (scores, row ids) of the k largest inner products per query."""
 
-    def __init__(self, vectors: np.ndarray, factory: str = "auto", nprobe: int = DEFAULT_NPROBE, seed: int = 0):
+    def __init__(self, vectors: np.ndarray, factory: str = "auto", nprobe: int | None = None, seed: int = 0):
+        """`nprobe` (IVF factories only): lists visited per query, None = PROBE_FRACTION of them."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) == 0:
             raise ValueError(f"Expected a non-empty (rows, dim) array of vectors, got shape {vectors.shape}.")
@@ -27,6 +33,7 @@ class VectorIndex:
             nlist = int(2 ** round(np.log2(np.sqrt(n))))
             factory = "Flat" if n <= EXACT_LIMIT else f"IVF{nlist},SQ8"
         self.factory = factory
+        self.nprobe = 0
         self.index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         if not self.index.is_trained:
             rng = np.random.default_rng(seed)
@@ -35,7 +42,8 @@ class VectorIndex:
             self.index.train(sample)
         self.index.add(vectors)
         if "IVF" in factory:
-            faiss.extract_index_ivf(self.index).nprobe = nprobe
+            ivf = faiss.extract_index_ivf(self.index)
+            ivf.nprobe = self.nprobe = nprobe or max(1, int(PROBE_FRACTION * ivf.nlist))
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
