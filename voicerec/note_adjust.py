@@ -27,9 +27,9 @@ UNVOICED_APERIODICITY = 1.0 - 1e-12
 MAX_SHIFT = 24.0
 APERIODICITY_STEP = 3
 """D4C on every third 10 ms frame, interpolated in between. At 16 kHz D4C measures a single band's aperiodicity,
-which changes slowly, and it was the costliest WORLD step (~55% of the shift). With this and the track's f0 reused,
-a shift took about half the time, and the note embeddings of 8 real gtsinger-dev clips kept a cosine of at least
-0.9997 to those of the full-rate path; fold-A retrieval with timbre_note / expression_note was unchanged."""
+which changes slowly, and it was the costliest WORLD step (about half of the shift). With this and the track's f0
+reused, a shift took about half the time, and the note embeddings of 8 real gtsinger-dev clips kept a cosine of at
+least 0.9997 to those of the full-rate path; fold-A retrieval with timbre_note / expression_note was unchanged."""
 
 
 def _world_f0(x: np.ndarray, sr: int, track: PitchTrack | None) -> tuple[np.ndarray, np.ndarray]:
