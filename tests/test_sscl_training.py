@@ -16,6 +16,7 @@ from transformers import AutoModel
 from training import augment
 from training.data import Clip
 from training.moco import POLICIES, KeyQueue, MoCo, contrastive_logits, info_nce, momentum_update
+from training.pseudo_singers import main as pseudo_main
 from training.train_sscl import load_config, main
 from training.views import ContrastiveViews
 from voicerec import SSCLConfig, SSCLModel
@@ -141,10 +142,10 @@ def singer_folder(tmp_path_factory):
     return root
 
 
-def _tiny_config(tmp_path, source, variant: str) -> str:
+def _tiny_config(tmp_path, source, variant: str, pseudo: str | None = None) -> str:
     config = load_config(f"training/configs/sscl_{variant}.yaml")
     config["model"].update(hidden_size=16, attention_channels=8, embedding_size=8, block_dilations=[2])
-    config["data"].update(sources=[str(source)], exclude_singers=["tenor"])
+    config["data"].update(sources=[str(source)], exclude_singers=["tenor"], pseudo_sources=[pseudo] if pseudo else [])
     config["views"]["seconds"] = 1.0
     config["train"].update(steps=2, batch_size=4, workers=0, warmup_steps=1, queue_size=16, head_hidden=16, head_dim=8)
     config["export"].update(out_dir=str(tmp_path / f"sscl-{variant}"), log_dir=str(tmp_path / "logs"))
@@ -184,3 +185,30 @@ def test_excluding_every_singer_is_a_clear_error(tmp_path, singer_folder):
     config_path = _tiny_config(tmp_path, singer_folder, "timbre")
     with pytest.raises(ValueError, match="no training clips"):
         main(["--config", config_path, "--exclude-singers", "bass,soprano,tenor"])
+
+
+def test_run_with_pseudo_singers_exports_a_centred_model(tmp_path, singer_folder):
+    """WORLD pseudo-singers of the training singers join the data; the export centres the embedding on them."""
+    config_path = _tiny_config(tmp_path, singer_folder, "timbre", pseudo=str(tmp_path / "pseudo"))
+    pseudo_main(["--config", config_path, "--out", str(tmp_path / "pseudo"), "--per-singer", "1"])
+    manifest = (tmp_path / "pseudo" / "manifest.csv").read_text()
+    assert "bass~w0" in manifest and "tenor" not in manifest  # excluded singers get no copies either
+    main(["--config", config_path])
+    model = SSCLModel.from_pretrained(tmp_path / "sscl-timbre").eval()
+    assert model.embedding_center.norm() > 0.1
+
+
+def test_embedding_center_spreads_the_embeddings():
+    torch.manual_seed(0)
+    model = SSCLModel(SSCLConfig(hidden_size=16, attention_channels=8, embedding_size=8, block_dilations=[2])).eval()
+    clips = [torch.from_numpy(sing(scale_melody(45 + 3 * k, 6, 0.3, seed=k), VOICES["alto"], SR)) for k in range(6)]
+    with torch.no_grad():
+        before = torch.cat([model(c[None]).embeddings for c in clips])
+        assert torch.allclose(before, torch.cat([F.normalize(model(c[None]).pooled, dim=-1) for c in clips]))
+        center = model.fit_embedding_center(clips)
+        assert torch.allclose(center, before.mean(0), atol=1e-6)
+        after = torch.cat([model(c[None]).embeddings for c in clips])
+    assert torch.allclose(after.norm(dim=-1), torch.ones(6), atol=1e-5)
+    off = ~torch.eye(6, dtype=torch.bool)
+    assert (after @ after.T)[off].mean() < (before @ before.T)[off].mean() - 0.1
+    assert torch.allclose(after, F.normalize(before - center, dim=-1), atol=1e-5)

@@ -2,7 +2,8 @@
 
     python -m training.bench_pipeline --config training/configs/sscl_timbre.yaml
 
-Uses synthesised singing unless `--real` (then the config's data sources), so it runs anywhere. If the
+Uses synthesised singing unless `--real` (then the config's data sources, with the WORLD pseudo-singers of
+`data.pseudo_sources`: six views per item instead of four), so it runs anywhere. If the
 DataLoader's items/s with `workers` workers is below batch_size x steps/s, training waits for data.
 """
 
@@ -73,8 +74,12 @@ def main() -> None:
         if args.real
         else ContrastiveViews(synthetic_clips(), views["seconds"], length=10**6)
     )
+    names = list(dataset[0])
     one_item = timed(lambda: dataset[int(rng.integers(10**6))], 20)
-    print(f"\n== one item (4 views) in the main process: {1000 * one_item:.1f} ms = {1 / one_item:.1f} items/s ==")
+    print(
+        f"\n== one item ({len(names)} views) in the main process: {1000 * one_item:.1f} ms"
+        f" = {1 / one_item:.1f} items/s =="
+    )
     for workers in sorted({0, 1, tcfg["workers"], 2}):
         loader = torch.utils.data.DataLoader(dataset, batch_size=16, num_workers=workers)
         it = iter(loader)
@@ -90,7 +95,7 @@ def main() -> None:
     moco = MoCo(encoder, tcfg["head_hidden"], tcfg["head_dim"], tcfg["queue_size"]).train()
     optimizer = torch.optim.AdamW([p for p in moco.parameters() if p.requires_grad], lr=1e-4)
     policy = POLICIES[config["variant"]]
-    batch = {k: torch.randn(tcfg["batch_size"], n) * 0.1 for k in ("query", "key", "pitched", "stretched")}
+    batch = {k: torch.randn(tcfg["batch_size"], n) * 0.1 for k in names}
 
     def step() -> None:
         query, copies = moco(batch, policy)
@@ -105,7 +110,7 @@ def main() -> None:
     print(
         f"\n== training step, batch {tcfg['batch_size']} x {views['seconds']} s,"
         f" hidden {config['model']['hidden_size']}"
-        f" ({torch.get_num_threads()} threads): {seconds:.2f} s = {1 / seconds:.2f} steps/s"
+        f" ({len(names)} views, {torch.get_num_threads()} threads): {seconds:.2f} s = {1 / seconds:.2f} steps/s"
         f" = {tcfg['batch_size'] / seconds:.1f} items/s needed =="
     )
 

@@ -3,7 +3,8 @@
 A query encoder learns by gradient; a key encoder follows it as a moving average and fills a queue of
 negatives. Besides the queue, each item brings its own transformed copies, which the policy of the variant
 labels: a pitch-shifted copy is a negative for both encoders; a time-stretched copy is a positive for
-`timbre` and a negative for `expression`.
+`timbre` and a negative for `expression`. With WORLD pseudo-singers, the same segment sung by another vocal
+tract (`warped`) is a negative for both, and the same vocal tract moved to another key (`repitched`) a positive.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from torch import nn
 from voicerec import SSCLModel
 
 # which transformed copy of the query is a positive (True) or a negative (False), per variant
+# (`warped` and `repitched` exist only with WORLD pseudo-singers, see training/views.py)
 POLICIES: dict[str, dict[str, bool]] = {
-    "timbre": {"key": True, "stretched": True, "pitched": False},
-    "expression": {"key": True, "stretched": False, "pitched": False},
+    "timbre": {"key": True, "stretched": True, "pitched": False, "warped": False, "repitched": True},
+    "expression": {"key": True, "stretched": False, "pitched": False, "warped": False, "repitched": True},
 }
 
 

@@ -23,12 +23,12 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from voicerec import SSCLConfig, SSCLModel
+from voicerec import SSCLConfig, SSCLModel, load_audio
 from voicerec.export import export_model, render_card
 
-from .data import load_clips
+from .data import Clip, load_clips
 from .moco import POLICIES, MoCo, contrastive_logits, info_nce
-from .views import ContrastiveViews
+from .views import ContrastiveViews, Family
 
 VARIANT_TEXT = {
     "timbre": "**timbre**: who is singing. Trained so that tempo changes do not move the embedding "
@@ -114,14 +114,43 @@ def card_fields(config: dict) -> dict[str, str]:
     }
 
 
-def build_dataset(config: dict, length: int, seed: int) -> ContrastiveViews:
-    data, views = config["data"], config["views"]
+def load_real_clips(config: dict) -> list[Clip]:
+    """The recorded training clips (`data.sources` minus the excluded singers), without pseudo-singers."""
+    data = config["data"]
     exclude = set(data.get("exclude_singers") or [])
-    clips = []
-    for source in data["sources"]:
-        clips += load_clips(source, sr=16000, kinds=tuple(data.get("kinds", ["singing"])), exclude_singers=exclude)
+    kinds = tuple(data.get("kinds", ["singing"]))
+    return [c for source in data["sources"] for c in load_clips(source, sr=16000, kinds=kinds, exclude_singers=exclude)]
+
+
+def load_families(clips: list[Clip], pseudo_sources: list[str]) -> tuple[list[Clip], list[Family]]:
+    """Add the WORLD pseudo-singers of `pseudo_sources` (training/pseudo_singers.py manifests) to `clips`.
+
+    Returns every clip (recorded + pseudo-singer) and, per clip, the family of aligned copies it belongs to.
+    """
+    families: dict[str, Family] = {}
+    for clip in clips:
+        families.setdefault(clip.path, Family()).voices[clip.singer] = clip.audio
+    pseudo = [c for s in pseudo_sources for c in load_clips(s, sr=16000, kinds=("singing", "repitched"))]
+    for copy in pseudo:
+        family = families.get(str(Path(copy.meta["source"]).resolve()))
+        if family is None:
+            continue  # a copy of a clip this run does not train on (e.g. another fold)
+        (family.repitched if copy.kind == "repitched" else family.voices)[copy.singer] = copy.audio
+    kept = [c for c in pseudo if c.kind == "singing" and str(Path(c.meta["source"]).resolve()) in families]
+    everything = clips + kept
+    by_copy = {id(c): str(Path(c.meta["source"]).resolve()) for c in kept}
+    return everything, [families[by_copy.get(id(c), c.path)] for c in everything]
+
+
+def build_dataset(config: dict, length: int, seed: int, clips: list[Clip] | None = None) -> ContrastiveViews:
+    data, views = config["data"], config["views"]
+    clips = load_real_clips(config) if clips is None else clips
+    families = None
+    if data.get("pseudo_sources"):
+        clips, families = load_families(clips, data["pseudo_sources"])
     return ContrastiveViews(
         clips,
+        families=families,
         seconds=views["seconds"],
         length=length,
         seed=seed,
@@ -130,6 +159,13 @@ def build_dataset(config: dict, length: int, seed: int) -> ContrastiveViews:
         stretch_rates=tuple(views["stretch_rates"]),
         channel_strength=views["channel_strength"],
     )
+
+
+def fit_center(model: SSCLModel, clips: list[Clip], max_seconds: float = 30.0) -> None:
+    """Centre the embedding on the recorded training clips (as the app prepares audio; each up to `max_seconds`)."""
+    n = int(max_seconds * model.config.sampling_rate)
+    waves = [torch.from_numpy(load_audio((16000, c.audio)).samples[:n]) for c in clips]
+    model.fit_embedding_center(waves)
 
 
 def lr_factor(step: int, warmup: int, progress: float) -> float:
@@ -153,8 +189,10 @@ def train(config: dict, command: str) -> Path:
     moco = MoCo(encoder, tcfg["head_hidden"], tcfg["head_dim"], tcfg["queue_size"])
     policy = POLICIES[config["variant"]]
     steps, batch_size = tcfg["steps"], tcfg["batch_size"]
-    dataset = build_dataset(config, length=steps * batch_size * accelerator.num_processes, seed=config.get("seed", 0))
-    accelerator.print(f"{len(dataset.clips)} clips, {sum(len(c.audio) for c in dataset.clips) / 16000 / 60:.1f} min")
+    real = load_real_clips(config)
+    dataset = build_dataset(config, steps * batch_size * accelerator.num_processes, config.get("seed", 0), real)
+    minutes = sum(len(c.audio) for c in dataset.clips) / 16000 / 60
+    accelerator.print(f"{len(dataset.clips)} clips ({len(real)} recorded), {minutes:.1f} min")
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -197,6 +235,8 @@ def train(config: dict, command: str) -> Path:
     if accelerator.is_main_process:
         config["train"]["steps"] = len(log)  # what actually ran (max_minutes may stop early)
         model = inner.encoder.to("cpu").eval()
+        if config["export"].get("center"):
+            fit_center(model, real)
         parameters = sum(p.numel() for p in model.parameters())
         config["export"].update(train_minutes=round(elapsed / 60, 2), command=command, parameters=parameters)
         export_model(model, out, config["export"]["card"], card_fields(config))
