@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -9,7 +15,7 @@ import soundfile as sf
 
 from voicerec.audio import load_audio
 from voicerec.cli import main
-from voicerec.embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights
+from voicerec.embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights, weights_fingerprint
 from voicerec.synth import VOICES, scale_melody, sing
 
 
@@ -64,6 +70,30 @@ def test_embedder_gives_five_unit_vectors(tiny_encoders, singing):
 def test_missing_model_folder_is_a_clear_error(tmp_path, tiny_encoders):
     with pytest.raises(OSError, match="Could not load the timbre model"):
         Embedder.from_pretrained(tmp_path / "nothing", tiny_encoders["expression"], tiny_encoders["mood"])
+
+
+def test_hub_id_and_folder_of_the_same_weights_share_a_fingerprint(tmp_path, tiny_encoders):
+    # a Space loads the encoders by Hub id, the catalog was built from the folder: the same weights must match,
+    # or every request warns that the catalog was built with other weights
+    snapshot = tmp_path / "hub-cache" / "models--voicerec--voicerec-sscl-timbre"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_encoders["timbre"], snapshot / "snapshots" / commit)
+    (snapshot / "refs").mkdir()
+    (snapshot / "refs" / "main").write_text(commit)
+    script = (
+        "import json, sys; from voicerec.embeddings import Embedder, weights_fingerprint; "
+        "e = Embedder.from_pretrained('voicerec/voicerec-sscl-timbre', sys.argv[1], sys.argv[2]); "
+        "print(json.dumps([e.fingerprints, weights_fingerprint('voicerec/not-downloaded')]))"
+    )
+    env = os.environ | {"HF_HUB_CACHE": str(tmp_path / "hub-cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script, tiny_encoders["expression"], tiny_encoders["mood"]],
+                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    fingerprints, missing = json.loads(result.stdout.strip().splitlines()[-1])
+    folder = {name: weights_fingerprint(path) for name, path in tiny_encoders.items()}
+    assert fingerprints == folder  # the Hub id's cached snapshot hashes like the folder it came from
+    assert len(set(folder.values())) == 3 and all(folder.values())  # and other weights hash differently
+    assert missing == ""  # a Hub id not in the cache: no fingerprint, rather than its name
 
 
 def test_embed_cli_skips_bad_file(tmp_path, tiny_encoders, capsys):

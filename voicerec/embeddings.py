@@ -73,13 +73,34 @@ def fuse(embeddings: Mapping[str, np.ndarray], weights: Mapping[str, float] | No
     return np.concatenate(parts, axis=-1).astype(np.float32)
 
 
-def weights_fingerprint(folder: str | Path) -> str:
-    """Short hash of a model folder's config and weights: tells whether a catalog was built with the same encoders."""
+FINGERPRINTED_FILES = ("config.json", "model.safetensors")
+
+
+def _model_files(source: str | Path) -> list[Path] | None:
+    """The config and weights files `from_pretrained(source)` read: in the folder, or for a Hub id in the local
+    huggingface_hub cache (the snapshot `main` points to, where from_pretrained put them; no network)."""
+    if Path(source).is_dir():
+        paths = [Path(source) / name for name in FINGERPRINTED_FILES]
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = [try_to_load_from_cache(str(source), name) for name in FINGERPRINTED_FILES]
+        paths = [Path(p) for p in found if isinstance(p, str)]
+    return paths if len(paths) == len(FINGERPRINTED_FILES) and all(p.is_file() for p in paths) else None
+
+
+def weights_fingerprint(source: str | Path) -> str:
+    """Short hash of a model's config and weights: tells whether a catalog was built with the same encoders.
+
+    `source` is a model folder or a Hub id already loaded (so in the cache): the same weights give the same
+    fingerprint either way, so a Space loading `voicerec/voicerec-sscl-timbre` matches a catalog built from the
+    hub/ folder. "" when the files are not found (nothing to compare).
+    """
+    paths = _model_files(source)
+    if paths is None:
+        return ""
     digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        path = Path(folder) / name
-        if not path.is_file():
-            return ""
+    for path in paths:
         with path.open("rb") as f:
             digest.update(hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()[:12]
@@ -98,9 +119,7 @@ class Embedder:
     def __init__(self, models: dict[str, tuple[PreTrainedModel, AutoFeatureExtractor]], sources: dict[str, str]):
         self.models = models
         self.sources = sources
-        self.fingerprints = {
-            name: weights_fingerprint(src) if Path(src).is_dir() else src for name, src in sources.items()
-        }
+        self.fingerprints = {name: weights_fingerprint(src) for name, src in sources.items()}
 
     @classmethod
     def from_pretrained(
