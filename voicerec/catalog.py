@@ -57,7 +57,7 @@ from .vocal_range import estimate_range
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
 TEXT_COLUMNS = ("title", "artist", "language", "source", "license", "voice", "key")
 RANGE_COLUMNS = ("range_low", "range_high", "tessitura_low", "tessitura_high")
-CACHE_VERSION = "1"  # bump when the per-song analysis changes meaning
+CACHE_VERSION = "2"  # bump when the per-song analysis changes meaning (2: note adjustment reuses the pitch track)
 
 
 def features(dimensions: dict[str, int]) -> datasets.Features:
