@@ -127,19 +127,23 @@ def load_families(clips: list[Clip], pseudo_sources: list[str]) -> tuple[list[Cl
 
     Returns every clip (recorded + pseudo-singer) and, per clip, the family of aligned copies it belongs to.
     """
+
+    def key(path: str) -> str:
+        return str(Path(path).resolve())
+
     families: dict[str, Family] = {}
     for clip in clips:
-        families.setdefault(clip.path, Family()).voices[clip.singer] = clip.audio
+        families.setdefault(key(clip.path), Family()).voices[clip.singer] = clip.audio
     pseudo = [c for s in pseudo_sources for c in load_clips(s, sr=16000, kinds=("singing", "repitched"))]
     for copy in pseudo:
-        family = families.get(str(Path(copy.meta["source"]).resolve()))
+        family = families.get(key(copy.meta["source"]))
         if family is None:
             continue  # a copy of a clip this run does not train on (e.g. another fold)
         (family.repitched if copy.kind == "repitched" else family.voices)[copy.singer] = copy.audio
-    kept = [c for c in pseudo if c.kind == "singing" and str(Path(c.meta["source"]).resolve()) in families]
+    kept = [c for c in pseudo if c.kind == "singing" and key(c.meta["source"]) in families]
+    source = {id(c): key(c.meta["source"]) for c in kept}
     everything = clips + kept
-    by_copy = {id(c): str(Path(c.meta["source"]).resolve()) for c in kept}
-    return everything, [families[by_copy.get(id(c), c.path)] for c in everything]
+    return everything, [families[source.get(id(c)) or key(c.path)] for c in everything]
 
 
 def build_dataset(config: dict, length: int, seed: int, clips: list[Clip] | None = None) -> ContrastiveViews:
@@ -272,7 +276,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.card_only:
         rerender_card(config)
         return
-    command = "python -m training.train_sscl " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = argv if argv is not None else sys.argv[1:]
+    # the card states what reproduces the weights; where they were written (--out) is not part of that
+    kept = [a for i, a in enumerate(given) if a != "--out" and (i == 0 or given[i - 1] != "--out")]
+    command = "python -m training.train_sscl " + " ".join(kept)
     train(config, command)
 
 

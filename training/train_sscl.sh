@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Reproduce both shipped SSCL checkpoints, one after the other, on this CPU (about 20 min each).
-# Run from the repository root:  bash training/train_sscl.sh   (logs: /work/runs/sscl/ or $SSCL_LOGS)
+# Reproduce both shipped SSCL checkpoints on this CPU: WORLD pseudo-singers once (~8 min on a busy core), then
+# the two encoders in parallel, one torch thread + one data worker each (max_minutes: 40 in the configs).
+# Run from the repository root:  bash training/train_sscl.sh
+#   SSCL_OUT: folder for the exported models (default hub/, i.e. overwrite the shipped ones); logs in SSCL_LOGS.
 set -euo pipefail
-logs=${SSCL_LOGS:-/work/runs/sscl}
+out=${SSCL_OUT:-hub}
+logs=${SSCL_LOGS:-/work/runs/sscl2}
+data=/work/runs/sscl_data # = data.pseudo_sources in the configs
 mkdir -p "$logs"
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
+if [ ! -f "$data/manifest.csv" ]; then
+  python -m training.pseudo_singers --config training/configs/sscl_timbre.yaml --out "$data" 2>&1 | tee "$logs/pseudo_singers.log"
+fi
+pids=()
 for variant in timbre expression; do
-  python -m training.train_sscl --config "training/configs/sscl_${variant}.yaml" 2>&1 | tee "$logs/${variant}.log"
+  python -m training.train_sscl --config "training/configs/sscl_${variant}.yaml" \
+    --out "$out/voicerec-sscl-${variant}" > "$logs/${variant}.log" 2>&1 &
+  pids+=($!)
 done
+for pid in "${pids[@]}"; do wait "$pid"; done
