@@ -107,8 +107,11 @@ def best_weights(grid: list[Weights], parts: list[Part]) -> Weights:
     return grid[int(np.argmax(scores))]
 
 
-def leave_one_singer_out(grid: list[Weights], fold: Fold, extra: list[Part]) -> tuple[dict, dict[str, Weights]]:
-    """Pooled metrics on `fold` of weights tuned, for each query singer, on `extra` and the fold's other singers."""
+def leave_one_singer_out(
+    grid: list[Weights], fold: Fold, extra: list[Part]
+) -> tuple[dict, dict[str, Weights], np.ndarray]:
+    """Pooled metrics on `fold` of weights tuned, for each query singer, on `extra` and the fold's other singers
+    (and the chosen weights, and the held-out similarity rows)."""
     held_out = np.zeros_like(fold.cos[EMBEDDING_NAMES[0]])
     chosen = {}
     for singer in fold.query_singers:
@@ -116,7 +119,25 @@ def leave_one_singer_out(grid: list[Weights], fold: Fold, extra: list[Part]) -> 
         rows = np.flatnonzero(fold.is_query & (fold.singers == singer))
         held_out[rows] = fold.fused(w)[rows]
         chosen[singer] = w
-    return fold.metrics(held_out), chosen
+    return fold.metrics(held_out), chosen, held_out
+
+
+def paired_difference(fold: Fold, sims: np.ndarray, reference: np.ndarray, seed: int = 0) -> dict:
+    """Per-query AP of `sims` minus that of `reference`: mean, 95 % bootstrap interval over queries, wins/losses."""
+    diffs = []
+    for row in np.flatnonzero(fold.is_query):
+        one = np.array([row])
+        diffs.append(fold.metrics(sims, one)["map"] - fold.metrics(reference, one)["map"])
+    diffs = np.array([d for d in diffs if np.isfinite(d)])
+    boot = np.random.default_rng(seed).choice(diffs, size=(10000, len(diffs))).mean(axis=1)
+    return {
+        "mean": float(diffs.mean()),
+        "low": float(np.percentile(boot, 2.5)),
+        "high": float(np.percentile(boot, 97.5)),
+        "better": int((diffs > 1e-9).sum()),
+        "worse": int((diffs < -1e-9).sum()),
+        "queries": len(diffs),
+    }
 
 
 def main() -> None:
@@ -148,15 +169,17 @@ def main() -> None:
     table["fused, equal weights"] = fold_a.metrics(fold_a.fused(equal))
     on_b = best_weights(grid, [fold_b.all_queries()])
     table[f"fused, weights chosen on fold B (grid 1/{args.steps})"] = fold_a.metrics(fold_a.fused(on_b))
-    metrics, loso_joint = leave_one_singer_out(grid, fold_a, [fold_b.all_queries()])
+    metrics, loso_joint, loso_sims = leave_one_singer_out(grid, fold_a, [fold_b.all_queries()])
     table[f"fused, leave-one-singer-out, tuned on fold B + other fold A singers (grid 1/{args.steps})"] = metrics
     loso_weights = {}
     for steps in sorted({2, args.steps}):  # a coarser grid has fewer ways to fit the few queries by chance
-        metrics, loso_weights[steps] = leave_one_singer_out(simplex_grid(steps), fold_a, [])
+        metrics, loso_weights[steps], _ = leave_one_singer_out(simplex_grid(steps), fold_a, [])
         table[f"fused, leave-one-singer-out, tuned on fold A only (grid 1/{steps})"] = metrics
     in_sample = best_weights(grid, [fold_a.all_queries()])
     table["fused, best on fold A itself (in-sample ceiling)"] = fold_a.metrics(fold_a.fused(in_sample))
     final = best_weights(grid, [fold_b.all_queries(), fold_a.all_queries()])
+    best_single = max(EMBEDDING_NAMES, key=lambda n: table[n]["map"])  # the strongest rival, picked in sample
+    versus = paired_difference(fold_a, loso_sims, fold_a.cos[best_single])
     fold_b_table = {n: fold_b.metrics(fold_b.cos[n]) for n in EMBEDDING_NAMES}
     fold_b_table["fused, weights chosen on fold B (in-sample)"] = fold_b.metrics(fold_b.fused(on_b))
 
@@ -176,6 +199,8 @@ def main() -> None:
         "weights_leave_one_singer_out_fold_a": {str(k): v for k, v in loso_weights.items()},
         "weights_in_sample_fold_a": in_sample,
         "weights": final,
+        "best_single": best_single,
+        "leave_one_out_fused_minus_best_single_ap": versus,
     }
     (out / "weights.json").write_text(json.dumps(result, indent=2) + "\n")
 
@@ -190,6 +215,12 @@ def main() -> None:
               f"top-1 {table['timbre']['chance_top1']:.3f}.", "",
               "| fold B (encoders trained on these singers) | top-1 | mAP | EER |", "|---|---|---|---|"]  # fmt: skip
     lines += [f"| {name} | {fmt(m)} |" for name, m in fold_b_table.items()]
+    lines += [
+        "",
+        f"Fused (leave-one-singer-out, tuned on fold B + other fold A) minus {best_single} alone, per fold A query "
+        f"AP: {versus['mean']:+.3f} (95 % bootstrap interval {versus['low']:+.3f} to {versus['high']:+.3f}); "
+        f"better on {versus['better']}, worse on {versus['worse']} of {versus['queries']} queries.",
+    ]
     lines += ["", f"Fold B: {result['fold_b_queries']} queries from {', '.join(fold_b.query_singers)}.", ""]
 
     def named(w: Weights) -> str:
