@@ -253,11 +253,18 @@ def train(config: dict, command: str) -> Path:
 
 
 def rerender_card(config: dict) -> None:
-    """Refresh README.md of an exported folder (e.g. with new evaluation results) without retraining."""
+    """Refresh README.md of an exported folder (e.g. with new evaluation results) without retraining.
+
+    The training settings stay as trained; the card's documentation (data description, license, Hub id,
+    where the folder ships) comes from `config`, so a folder trained elsewhere can be moved into `out_dir`.
+    """
     out = Path(config["export"]["out_dir"])
     trained = yaml.safe_load((out / "training_config.yaml").read_text())
     for key in ("results", "speed"):
         trained["export"][key] = config["export"].get(key) or trained["export"].get(key)
+    for key in ("out_dir", "card", "hub_id", "license", "datasets", "training_data"):
+        if key in config["export"]:
+            trained["export"][key] = config["export"][key]
     (out / "training_config.yaml").write_text(yaml.safe_dump(trained, sort_keys=False))
     (out / "README.md").write_text(render_card(trained["export"]["card"], **card_fields(trained)))
 
