@@ -332,6 +332,7 @@ def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None
             )
             if len(frame) < n
         ),  # fmt: skip
+        "fused_weights": ", ".join(f"{k} {v:.2f}" for k, v in voicerec_meta["fused_weights"].items()),
         "voicerec_yaml": yaml.safe_dump({"voicerec": voicerec_meta}, sort_keys=False).strip(),
         "schema": __doc__.split("| column |", 1)[1].split("\n\n", 1)[0].join(("| column |", "")),
     }
