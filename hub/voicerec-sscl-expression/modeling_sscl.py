@@ -20,7 +20,8 @@ from .configuration_sscl import SSCLConfig
 
 @dataclass
 class SSCLOutput(ModelOutput):
-    """`embeddings` are L2-normalised (batch, embedding_size); `last_hidden_state` is (batch, frames, hidden)."""
+    """`embeddings` are L2-normalised and centred (batch, embedding_size); `pooled` is the raw projection (what
+    training sees); `last_hidden_state` is (batch, frames, hidden)."""
 
     embeddings: torch.Tensor | None = None
     pooled: torch.Tensor | None = None
@@ -89,7 +90,22 @@ class SSCLModel(SSCLPreTrainedModel):
         self.merge = nn.Conv1d(c * len(config.block_dilations), c, 1)
         self.pooling = AttentiveStatsPooling(c, config.attention_channels)
         self.projection = nn.Linear(2 * c, config.embedding_size)
+        # the training clips' mean unit embedding: contrastive training leaves every clip sharing a common
+        # direction; subtracting it spreads the cosines (zeros = no centring, as in checkpoints without it)
+        self.register_buffer("embedding_center", torch.zeros(config.embedding_size), persistent=True)
         self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if module is self:  # a checkpoint saved before the buffer existed: no centring
+            self.embedding_center.zero_()
+
+    @torch.no_grad()
+    def fit_embedding_center(self, input_values: list[torch.Tensor]) -> torch.Tensor:
+        """Set `embedding_center` to the mean unit embedding (before centring) of these 1-D waveforms."""
+        units = [F.normalize(self(audio[None]).pooled[0], dim=-1) for audio in input_values]
+        self.embedding_center.copy_(torch.stack(units).mean(0))
+        return self.embedding_center
 
     def forward(
         self,
@@ -109,5 +125,6 @@ class SSCLModel(SSCLPreTrainedModel):
             outs.append(h)
         h = F.relu(self.merge(torch.cat(outs, dim=1))) * keep
         pooled = self.projection(self.pooling(h, mask))
-        out = SSCLOutput(embeddings=F.normalize(pooled, dim=-1), pooled=pooled, last_hidden_state=h.transpose(1, 2))
+        embeddings = F.normalize(F.normalize(pooled, dim=-1) - self.embedding_center, dim=-1)
+        out = SSCLOutput(embeddings=embeddings, pooled=pooled, last_hidden_state=h.transpose(1, 2))
         return out if return_dict is not False else out.to_tuple()
