@@ -15,7 +15,14 @@ import soundfile as sf
 
 from voicerec.audio import load_audio
 from voicerec.cli import main
-from voicerec.embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights, weights_fingerprint
+from voicerec.embeddings import (
+    DEFAULT_WEIGHTS,
+    EMBEDDING_NAMES,
+    Embedder,
+    fuse,
+    normalise_weights,
+    weights_fingerprint,
+)
 from voicerec.synth import VOICES, scale_melody, sing
 
 
@@ -43,8 +50,9 @@ def test_fused_dot_is_weighted_sum_of_cosines():
 def test_weights_override_defaults_and_are_checked():
     only_timbre = normalise_weights({n: 0.0 for n in EMBEDDING_NAMES} | {"timbre": 5.0})
     assert only_timbre["timbre"] == 1.0 and sum(only_timbre.values()) == pytest.approx(1.0)
-    partial = normalise_weights({"mood": 0.0})
-    assert partial["mood"] == 0.0 and partial["timbre"] > 0
+    partial = normalise_weights({"mood": 1.0})  # only mood changes; the others keep the defaults' proportions
+    total = sum(DEFAULT_WEIGHTS.values()) - DEFAULT_WEIGHTS["mood"] + 1.0
+    assert partial == pytest.approx({n: (1.0 if n == "mood" else DEFAULT_WEIGHTS[n]) / total for n in EMBEDDING_NAMES})
     with pytest.raises(ValueError, match="Unknown embedding"):
         normalise_weights({"pitch": 1.0})
     with pytest.raises(ValueError, match=">= 0"):

@@ -30,16 +30,17 @@ from .pitch import PitchTrack
 EMBEDDING_NAMES = ("timbre", "expression", "timbre_note", "expression_note", "mood")
 
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "timbre": 0.25,
-    "expression": 0.25,
-    "timbre_note": 0.25,
-    "expression_note": 0.25,
+    "timbre": 0.0,
+    "expression": 1.0,
+    "timbre_note": 0.0,
+    "expression_note": 0.0,
     "mood": 0.0,
 }
-"""Chosen by training/tune_weights.py: best mAP of song-disjoint singer retrieval on gtsinger-dev's fold A singers
-(grid of quarters). Out of sample (leave one singer out) the fused score did not beat `expression` alone on those
-18 queries: see the README's table. `mood` gets 0 because it does not help to find the singer; a request can
-still weight it (it is then scored exactly, though the index's candidate pool ignores it)."""
+"""Chosen by training/tune_weights.py: the grid point (quarters) with the best mAP of song-disjoint singer
+retrieval over gtsinger-dev's fold B and fold A queries together. With the current encoders that is `expression`
+alone: the other embeddings help on some singers and hurt on others (see the README's table), so by default they
+only appear in each result's breakdown; any request can weight them (then scored exactly, though the index's
+candidate pool ignores a zero-weighted embedding)."""
 
 
 def normalise_weights(weights: Mapping[str, float] | None = None) -> dict[str, float]:
