@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from voicerec.catalog import build_catalog
 from voicerec.defaults import HUB_DIR
+from voicerec.embeddings import EMBEDDING_NAMES
 from voicerec.ranking import transpose_key
 from voicerec.synth import VOICES, Voice, sing
 from voicerec.vocal_range import VOICE_CENTRES
@@ -206,8 +207,12 @@ def main() -> None:
         return
     with metadata.open() as f:
         n_melodies = len({row["title"] for row in csv.DictReader(f)})
+    # `fused` weighs all five embeddings equally, so that the index proposes candidates exactly for any request's
+    # weights (ranking.py scales the query by w_request / sqrt(w_catalog)); a zero weight here would leave that
+    # embedding out of the candidate search whatever a request asked. The default ranking weights apply per request.
     report = build_catalog(
         work / "audio", args.output, metadata, num_proc=args.num_proc, cache=work / "cache",
+        weights=dict.fromkeys(EMBEDDING_NAMES, 1.0),
         card={"pretty_name": "voicerec demo catalog (synthetic voices)", "license": LICENSE,
               "repo_id": "voicerec/voicerec-catalog",
               "description": DESCRIPTION.replace("$melodies", str(n_melodies)),
