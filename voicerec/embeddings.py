@@ -39,8 +39,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 """Chosen by training/tune_weights.py: the grid point (quarters) with the best mAP of song-disjoint singer
 retrieval over gtsinger-dev's fold B and fold A queries together. With the current encoders that is `expression`
 alone: the other embeddings help on some singers and hurt on others (see the README's table), so by default they
-only appear in each result's breakdown; any request can weight them (then scored exactly, though the index's
-candidate pool ignores a zero-weighted embedding)."""
+only appear in each result's breakdown; any request can weight them (the demo catalog's `fused` vectors weigh all
+five, so the index searches by any request's weights)."""
 
 
 def normalise_weights(weights: Mapping[str, float] | None = None) -> dict[str, float]:
