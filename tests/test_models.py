@@ -137,3 +137,30 @@ def test_tjae_latent_mode_changes_decoding(singing):
     assert not torch.allclose(normal, zeroed)
     with pytest.raises(ValueError):
         model(x, latent_mode="bogus")
+
+
+@pytest.mark.parametrize("normalization", ["per_band", "level"])
+def test_input_normalization(singing, normalization):
+    """ "per_band" cancels a fixed EQ (the mean spectrum is removed), "level" keeps it but cancels loudness."""
+    from scipy.signal import lfilter
+
+    torch.manual_seed(0)
+    config = voicerec.SSCLConfig(hidden_size=24, attention_channels=8, embedding_size=16)
+    config.input_normalization = normalization
+    model = voicerec.SSCLModel(config).eval()
+    clip = singing[:48000]
+    tilted = lfilter([1.0, -0.9], [1.0], clip).astype(np.float32)  # a bright microphone: +~15 dB at 4 kHz
+    with torch.no_grad():
+        emb = {name: model(torch.from_numpy(x)[None]).embeddings[0] for name, x in
+               {"clip": clip, "louder": 3 * clip, "tilted": tilted}.items()}  # fmt: skip
+    assert torch.dot(emb["clip"], emb["louder"]) > 0.99  # not 1: log(mel + eps) in the quiet frames
+    tilt_cosine = torch.dot(emb["clip"], emb["tilted"]).item()
+    if normalization == "per_band":
+        assert tilt_cosine > 0.99
+    else:
+        assert tilt_cosine < 0.97
+
+
+def test_input_normalization_is_checked():
+    with pytest.raises(ValueError, match="input_normalization"):
+        voicerec.SSCLConfig(input_normalization="none")

@@ -37,6 +37,12 @@ VARIANT_TEXT = {
     "are both negatives, so the embedding also reflects tempo, phrasing and vibrato rate.",
 }
 
+NORMALIZATION_TEXT = {
+    "per_band": "each band's per-clip mean removed",
+    "level": "only the clip's overall loudness removed (its mean spectrum, the vocal-tract envelope, reaches the "
+    "network)",
+}
+
 
 def load_config(path: str | Path, overrides: argparse.Namespace | None = None) -> dict:
     config = yaml.safe_load(Path(path).read_text())
@@ -45,6 +51,8 @@ def load_config(path: str | Path, overrides: argparse.Namespace | None = None) -
             config["train"]["steps"] = overrides.steps
         if overrides.out is not None:
             config["export"]["out_dir"] = overrides.out
+        if overrides.log_dir is not None:
+            config["export"]["log_dir"] = overrides.log_dir
         if overrides.exclude_singers is not None:
             config["data"]["exclude_singers"] = [s for s in overrides.exclude_singers.split(",") if s]
         if overrides.results is not None:
@@ -101,6 +109,7 @@ def card_fields(config: dict) -> dict[str, str]:
         "batch_size": str(config["train"]["batch_size"]),
         "crop_seconds": str(config["views"]["seconds"]),
         "embedding_size": str(config["model"]["embedding_size"]),
+        "normalization": NORMALIZATION_TEXT[config["model"].get("input_normalization", "per_band")],
         "momentum": str(train["momentum"]),
         "queue_size": str(train["queue_size"]),
         "temperature": str(train["temperature"]),
@@ -274,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True, help="YAML config (training/configs/sscl_*.yaml)")
     parser.add_argument("--steps", type=int, help="override train.steps")
     parser.add_argument("--out", help="override export.out_dir")
+    parser.add_argument("--log-dir", help="override export.log_dir (the per-step loss log, never shipped)")
     parser.add_argument("--exclude-singers", help="comma-separated singers to leave out (singer-disjoint folds)")
     parser.add_argument("--results", help="evaluation output file whose table goes into the card")
     parser.add_argument("--speed", help="output of training.bench_encoders for the card's Speed section")
@@ -285,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     given = argv if argv is not None else sys.argv[1:]
     # the card states what reproduces the weights; where they were written (--out) is not part of that
-    kept = [a for i, a in enumerate(given) if a != "--out" and (i == 0 or given[i - 1] != "--out")]
+    where = ("--out", "--log-dir")
+    kept = [a for i, a in enumerate(given) if a not in where and (i == 0 or given[i - 1] not in where)]
     command = "python -m training.train_sscl " + " ".join(kept)
     train(config, command)
 

@@ -15,7 +15,7 @@ fi
 pids=()
 for variant in timbre expression; do
   python -m training.train_sscl --config "training/configs/sscl_${variant}.yaml" \
-    --out "$out/voicerec-sscl-${variant}" > "$logs/${variant}.log" 2>&1 &
+    --out "$out/voicerec-sscl-${variant}" --log-dir "$logs" > "$logs/${variant}.log" 2>&1 &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done

@@ -115,8 +115,10 @@ class SSCLModel(SSCLPreTrainedModel):
         **kwargs,
     ) -> SSCLOutput | tuple:
         logmel, mask = self.frontend(input_values, attention_mask)
-        mean, _ = masked_mean_std(logmel, mask)
-        x = (logmel - mean) * mask[:, None, :]  # per-clip mean removal: a microphone's tilt cancels out
+        mean, _ = masked_mean_std(logmel, mask)  # (batch, n_mels, 1): the clip's mean spectrum
+        if self.config.input_normalization == "level":
+            mean = mean.mean(dim=1, keepdim=True)  # loudness only: the spectrum's shape stays
+        x = (logmel - mean) * mask[:, None, :]
         keep = mask[:, None, :].to(x.dtype)  # padded frames stay zero so they never leak into real ones
         h = F.relu(self.input_norm(self.input_conv(x))) * keep
         outs = []
