@@ -141,7 +141,7 @@ def test_tjae_latent_mode_changes_decoding(singing):
 
 @pytest.mark.parametrize("normalization", ["per_band", "level"])
 def test_input_normalization(singing, normalization):
-    """ "per_band" cancels a fixed EQ (the mean spectrum is removed), "level" keeps it but cancels loudness."""
+    """A fixed EQ is cancelled by "per_band" (the mean spectrum is removed) but not by "level" (loudness only)."""
     from scipy.signal import lfilter
 
     torch.manual_seed(0)
