@@ -1,31 +1,32 @@
-"""Choose the fusion weights by measurement: song-disjoint singer retrieval on gtsinger-dev, singers kept apart.
+"""Choose the fusion weights by measurement, cross-fitted so that no reported figure is tuned or trained on its
+own singers: song-disjoint singer retrieval on gtsinger-dev.
 
-    OMP_NUM_THREADS=1 python -m training.tune_weights --data /work/shared/data/gtsinger-dev --out /work/runs/weights
+    OMP_NUM_THREADS=1 python -m training.tune_weights --data /work/shared/data/gtsinger-dev --out /work/runs/weights \
+        --fold-a-models timbre=runs/heldA/voicerec-sscl-timbre --fold-b-models timbre=runs/heldB/voicerec-sscl-timbre
 
-Every singing clip goes through the app's path (load_audio, pitch, note adjustment, the three encoders), once
-per set of encoder weights (cached in --out, which never ships: nothing computed from this data may enter the
-repo). The shared protocol (voicerec.evaluation) then scores each single embedding and weighted sums of the five
-cosines, on a grid over the simplex (steps of 1/`--steps`).
+gtsinger-dev's ten singers form two folds: A (DE-Tenor-1, EN-Alto-1, ES-Soprano-1, IT-Bass-2, KO-Soprano-1) and
+B (the other five). Each fold's clips are embedded through the app's path (load_audio, pitch, note adjustment, the
+three encoders) by encoders that never trained on that fold (`--fold-a-models`, `--fold-b-models`; a name left out
+keeps its default), so neither fold flatters the embeddings that learnt its singers. Retrieval stays within one
+fold: cosines of different models are not comparable. The embeddings are cached in --out per fold, clip list and
+model fingerprints (--out never ships: nothing computed from this data may enter the repo).
 
-Choosing weights on the very queries that are reported flatters the fused score, so every reported fused figure
-is out of sample, on fold A (DE-Tenor-1, EN-Alto-1, ES-Soprano-1, IT-Bass-2, KO-Soprano-1: no shipped checkpoint
-trained on them; only three of them have two songs, so 18 queries):
-- weights chosen on fold B (the other five singers, their own song-disjoint retrieval; 29 queries), scored on
-  fold A. The encoders trained on those singers, so fold B's scores flatter the embeddings that learnt them best;
-- leave one fold A query singer out, tuning on fold B *and* the other fold A query singers (the held-out
-  singer's clips removed from their candidates), scored on the held-out singer's queries; metrics pooled.
-  DEFAULT_WEIGHTS are chosen the same way on all of them (fold B + all fold A queries), so this row is the
-  out-of-sample figure of the shipped weights;
-- the same leave-one-singer-out tuning on fold A alone (few queries: noisy), and the in-sample best on fold A,
-  only as the ceiling it is.
-A weighting's score is the mean average precision over all its tuning queries (each within its own fold).
-Scales of the cosines differ between embeddings (a crowded embedding has cosines near 1 with a small spread),
-and only the spread matters for a ranking, so the table also lists each embedding's cosine mean and spread.
+Only a few singers have two songs (the protocol's query singers), so one fold alone is too noisy to tune on.
+Fused figures therefore come from leave-one-singer-out over the query singers of both folds: for each one, the
+weights on a grid over the simplex (multiples of 1/`--steps`) with the best mean AP over the *other* query singers
+of both folds (the held-out singer's clips also removed from their candidates) score the held-out singer's
+queries. Every query is so scored once, by weights that never saw its singer; the per-query results are pooled
+over both folds and compared, query by query, with the best single embedding (paired bootstrap interval).
+The weights recommended for DEFAULT_WEIGHTS are the grid point best on all queries of both folds; the
+leave-one-out row is the out-of-sample figure of that procedure, and the spread of its choices shows how stable it is.
+Scales of the cosines differ between embeddings and only the spread matters for a ranking, so the per-fold
+tables also list each embedding's cosine mean and spread.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -34,13 +35,34 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from voicerec.audio import load_audio
-from voicerec.embeddings import EMBEDDING_NAMES, Embedder
+from voicerec.defaults import HUB_DIR
+from voicerec.embeddings import EMBEDDING_NAMES, Embedder, weights_fingerprint
 from voicerec.evaluation import ranking_metrics, read_eval_set, retrieval_masks
 from voicerec.pitch import track_pitch
 
 FOLD_A = ("DE-Tenor-1", "EN-Alto-1", "ES-Soprano-1", "IT-Bass-2", "KO-Soprano-1")
+MODEL_NAMES = ("timbre", "expression", "mood")
+DEFAULT_MODELS = {
+    "A": {"timbre": str(HUB_DIR / "voicerec-sscl-timbre"), "expression": str(HUB_DIR / "voicerec-sscl-expression"),
+          "mood": str(HUB_DIR / "voicerec-tjae")},
+    "B": {"timbre": "/work/runs/foldB/voicerec-sscl-timbre", "expression": "/work/runs/foldB/voicerec-sscl-expression",
+          "mood": str(HUB_DIR / "voicerec-tjae")},
+}  # fmt: skip
+"""Encoders that never trained on each fold (the shipped SSCL encoders trained on pjs + fold B; the fold B ones on
+pjs + fold A). There is one TJAE (`mood`), trained on pjs + fold B (its card): its fold B figures are in sample."""
 
 Weights = dict[str, float]
+
+
+def parse_models(spec: str, defaults: dict[str, str]) -> dict[str, str]:
+    """`timbre=PATH,expression=PATH[,mood=PATH]` merged over `defaults` (a name left out keeps its default)."""
+    models = dict(defaults)
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, sep, path = item.partition("=")
+        if not sep or name not in MODEL_NAMES or not path:
+            raise ValueError(f"Bad model spec {item!r}: use NAME=PATH with NAME one of {', '.join(MODEL_NAMES)}.")
+        models[name] = path
+    return models
 
 
 def simplex_grid(steps: int) -> list[Weights]:
@@ -63,14 +85,28 @@ def embed_all(paths: list[Path], embedder: Embedder) -> dict[str, np.ndarray]:
     return {n: np.stack(v) for n, v in rows.items()}
 
 
+def embed_cached(paths: list[Path], models: dict[str, str], cache_dir: Path) -> dict[str, np.ndarray]:
+    """`embed_all` with `models`, cached in `cache_dir` under the clip list and the models' fingerprints."""
+    key = hashlib.sha256("\n".join(map(str, paths)).encode())
+    for name in MODEL_NAMES:
+        key.update(f"{name}={weights_fingerprint(models[name]) or Path(models[name]).resolve()}".encode())
+    cache = cache_dir / f"embeddings-{key.hexdigest()[:16]}.npz"
+    if cache.exists():
+        return dict(np.load(cache))
+    emb = embed_all(paths, Embedder.from_pretrained(**models))
+    np.savez(cache, **emb)
+    return emb
+
+
 class Fold:
     """One group of singers' clips: cosines of each embedding and the retrieval protocol's masks among them."""
 
-    def __init__(self, emb: dict[str, np.ndarray], singers: np.ndarray, songs: np.ndarray):
+    def __init__(self, name: str, emb: dict[str, np.ndarray], singers: np.ndarray, songs: np.ndarray):
+        self.name = name
         self.cos = {n: emb[n] @ emb[n].T for n in EMBEDDING_NAMES}  # unit vectors: dot products are cosines
-        self.singers = singers
-        self.is_query, self.candidates, self.positives = retrieval_masks(singers, songs)
-        self.query_singers = sorted(set(singers[self.is_query]))
+        self.singers = np.asarray(singers)
+        self.is_query, self.candidates, self.positives = retrieval_masks(self.singers, songs)
+        self.query_singers = sorted(set(self.singers[self.is_query]))
 
     def fused(self, w: Weights) -> np.ndarray:
         return sum(w[n] * self.cos[n] for n in EMBEDDING_NAMES)
@@ -79,6 +115,11 @@ class Fold:
         rows = np.flatnonzero(self.is_query) if rows is None else rows
         candidates = self.candidates if candidates is None else candidates
         return ranking_metrics(sims[rows], candidates[rows], (self.positives & candidates)[rows])
+
+    def per_query(self, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(AP, top-1 hit) of every query row, in row order: what pooling across folds averages."""
+        scores = [self.metrics(sims, np.array([row])) for row in np.flatnonzero(self.is_query)]
+        return np.array([m["map"] for m in scores]), np.array([m["top1"] for m in scores])
 
     def all_queries(self) -> Part:
         return self, np.flatnonzero(self.is_query), self.candidates
@@ -108,27 +149,37 @@ def best_weights(grid: list[Weights], parts: list[Part]) -> Weights:
 
 
 def leave_one_singer_out(
-    grid: list[Weights], fold: Fold, extra: list[Part]
-) -> tuple[dict, dict[str, Weights], np.ndarray]:
-    """Pooled metrics on `fold` of weights tuned, for each query singer, on `extra` and the fold's other singers
-    (and the chosen weights, and the held-out similarity rows)."""
-    held_out = np.zeros_like(fold.cos[EMBEDDING_NAMES[0]])
-    chosen = {}
-    for singer in fold.query_singers:
-        w = best_weights(grid, [*extra, fold.without(singer)])
-        rows = np.flatnonzero(fold.is_query & (fold.singers == singer))
-        held_out[rows] = fold.fused(w)[rows]
-        chosen[singer] = w
-    return fold.metrics(held_out), chosen, held_out
+    grid: list[Weights], folds: list[Fold]
+) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], Weights]]:
+    """For each query singer of each fold, the weights best on the other query singers of all folds; returns each
+    fold's similarity matrix whose query rows were each fused by the weights that did not see their singer, and
+    the weights chosen per (fold, held-out singer)."""
+    held_out, chosen = {}, {}
+    for fold in folds:
+        held_out[fold.name] = np.zeros_like(fold.cos[EMBEDDING_NAMES[0]])
+        for singer in tqdm(fold.query_singers, desc=f"leave-one-singer-out, fold {fold.name}", leave=False):
+            others = [f.without(singer) if f is fold else f.all_queries() for f in folds]
+            w = best_weights(grid, others)
+            rows = np.flatnonzero(fold.is_query & (fold.singers == singer))
+            held_out[fold.name][rows] = fold.fused(w)[rows]
+            chosen[fold.name, singer] = w
+    return held_out, chosen
 
 
-def paired_difference(fold: Fold, sims: np.ndarray, reference: np.ndarray, seed: int = 0) -> dict:
-    """Per-query AP of `sims` minus that of `reference`: mean, 95 % bootstrap interval over queries, wins/losses."""
-    diffs = []
-    for row in np.flatnonzero(fold.is_query):
-        one = np.array([row])
-        diffs.append(fold.metrics(sims, one)["map"] - fold.metrics(reference, one)["map"])
-    diffs = np.array([d for d in diffs if np.isfinite(d)])
+def pooled(folds: list[Fold], sims: dict[str, np.ndarray]) -> dict:
+    """Top-1 and mAP over the queries of all folds (each fold scored with its own similarity matrix), and the
+    per-query APs and fold names in fold then row order (for paired comparisons)."""
+    aps, hits = zip(*(fold.per_query(sims[fold.name]) for fold in folds), strict=True)
+    ap, hit = np.concatenate(aps), np.concatenate(hits)
+    fold_of = np.repeat([fold.name for fold in folds], [len(a) for a in aps])
+    return {"top1": float(hit.mean()), "map": float(ap.mean()), "queries": len(ap), "ap": ap, "fold": fold_of}
+
+
+def paired_difference(ap: np.ndarray, reference: np.ndarray, seed: int = 0) -> dict:
+    """Per-query AP minus the reference's on the same queries: mean, 95 % bootstrap interval over queries,
+    wins/losses."""
+    diffs = np.asarray(ap) - np.asarray(reference)
+    diffs = diffs[np.isfinite(diffs)]
     boot = np.random.default_rng(seed).choice(diffs, size=(10000, len(diffs))).mean(axis=1)
     return {
         "mean": float(diffs.mean()),
@@ -140,98 +191,118 @@ def paired_difference(fold: Fold, sims: np.ndarray, reference: np.ndarray, seed:
     }
 
 
+def named(w: Weights) -> str:
+    return ", ".join(f"{n} {v:.2f}" for n, v in w.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="/work/shared/data/gtsinger-dev")
     parser.add_argument("--out", default="/work/runs/weights")
     parser.add_argument("--steps", type=int, default=4, help="grid resolution: weights in multiples of 1/steps")
+    for fold in ("a", "b"):
+        parser.add_argument(
+            f"--fold-{fold}-models",
+            default="",
+            metavar="timbre=PATH,expression=PATH[,mood=PATH]",
+            help=f"encoders that never trained on fold {fold.upper()} (a name left out: DEFAULT_MODELS)",
+        )
     args = parser.parse_args()
-    data = read_eval_set(args.data, preprocess="raw")  # labels (the app path is taken below)
-    embedder = Embedder.from_pretrained()
+    models = {"A": parse_models(args.fold_a_models, DEFAULT_MODELS["A"]),
+              "B": parse_models(args.fold_b_models, DEFAULT_MODELS["B"])}  # fmt: skip
+    data = read_eval_set(args.data, preprocess="raw")  # labels only (the app path is taken when embedding)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / f"embeddings-all-{'-'.join(embedder.fingerprints.values())}.npz"  # stays in --out, never shipped
-    if cache.exists():
-        emb = dict(np.load(cache))
-    else:
-        emb = embed_all([Path(args.data) / p for p in data.paths], embedder)
-        np.savez(cache, **emb)
-    in_a = np.isin(data.singers, FOLD_A)
-    fold_a = Fold({n: v[in_a] for n, v in emb.items()}, data.singers[in_a], data.songs[in_a])
-    fold_b = Fold({n: v[~in_a] for n, v in emb.items()}, data.singers[~in_a], data.songs[~in_a])
+    folds = []
+    for name, members in (("A", np.isin(data.singers, FOLD_A)), ("B", ~np.isin(data.singers, FOLD_A))):
+        emb = embed_cached([Path(args.data) / p for p in data.paths[members]], models[name], out)
+        folds.append(Fold(name, emb, data.singers[members], data.songs[members]))
     grid = simplex_grid(args.steps)
 
-    table = {}
-    for n in EMBEDDING_NAMES:
-        table[n] = fold_a.metrics(fold_a.cos[n])
-        table[n]["cosine_mean"], table[n]["cosine_std"] = fold_a.spread(n)
+    rows: dict[str, dict[str, np.ndarray]] = {n: {f.name: f.cos[n] for f in folds} for n in EMBEDDING_NAMES}
     equal = {n: 1 / len(EMBEDDING_NAMES) for n in EMBEDDING_NAMES}
-    table["fused, equal weights"] = fold_a.metrics(fold_a.fused(equal))
-    on_b = best_weights(grid, [fold_b.all_queries()])
-    table[f"fused, weights chosen on fold B (grid 1/{args.steps})"] = fold_a.metrics(fold_a.fused(on_b))
-    metrics, loso_joint, loso_sims = leave_one_singer_out(grid, fold_a, [fold_b.all_queries()])
-    table[f"fused, leave-one-singer-out, tuned on fold B + other fold A singers (grid 1/{args.steps})"] = metrics
-    loso_weights = {}
-    for steps in sorted({2, args.steps}):  # a coarser grid has fewer ways to fit the few queries by chance
-        metrics, loso_weights[steps], _ = leave_one_singer_out(simplex_grid(steps), fold_a, [])
-        table[f"fused, leave-one-singer-out, tuned on fold A only (grid 1/{steps})"] = metrics
-    in_sample = best_weights(grid, [fold_a.all_queries()])
-    table["fused, best on fold A itself (in-sample ceiling)"] = fold_a.metrics(fold_a.fused(in_sample))
-    final = best_weights(grid, [fold_b.all_queries(), fold_a.all_queries()])
-    best_single = max(EMBEDDING_NAMES, key=lambda n: table[n]["map"])  # the strongest rival, picked in sample
-    versus = paired_difference(fold_a, loso_sims, fold_a.cos[best_single])
-    fold_b_table = {n: fold_b.metrics(fold_b.cos[n]) for n in EMBEDDING_NAMES}
-    fold_b_table["fused, weights chosen on fold B (in-sample)"] = fold_b.metrics(fold_b.fused(on_b))
+    rows["fused, equal weights"] = {f.name: f.fused(equal) for f in folds}
+    loso_sims, loso_chosen = leave_one_singer_out(grid, folds)
+    loso_label = f"fused, leave-one-singer-out (grid 1/{args.steps})"
+    rows[loso_label] = loso_sims
+    final = best_weights(grid, [f.all_queries() for f in folds])
+    rows["fused, recommended weights, in sample (a ceiling, not a result)"] = {f.name: f.fused(final) for f in folds}
+    table = {label: {"pooled": pooled(folds, sims), **{f.name: f.metrics(sims[f.name]) for f in folds}}
+             for label, sims in rows.items()}  # fmt: skip
+    best_single = max(EMBEDDING_NAMES, key=lambda n: table[n]["pooled"]["map"])  # strongest rival, picked in sample
+    fused_ap, single_ap, fold_of = (table[loso_label]["pooled"]["ap"], table[best_single]["pooled"]["ap"],
+                                    table[loso_label]["pooled"]["fold"])  # fmt: skip
+    versus = paired_difference(fused_ap, single_ap)
+    versus_fold = {f.name: paired_difference(fused_ap[fold_of == f.name], single_ap[fold_of == f.name]) for f in folds}
+    per_singer = {}
+    for label in [*EMBEDDING_NAMES, loso_label]:
+        for fold in folds:
+            ap, _ = fold.per_query(rows[label][fold.name])
+            query_singers = fold.singers[fold.is_query]
+            for singer in fold.query_singers:
+                per_singer.setdefault(f"{singer} ({fold.name})", {})[label] = float(ap[query_singers == singer].mean())
 
     result = {
         "data": args.data,
-        "fold_a_query_singers": fold_a.query_singers,
-        "fold_b_query_singers": fold_b.query_singers,
-        "fold_a_queries": int(fold_a.is_query.sum()),
-        "fold_b_queries": int(fold_b.is_query.sum()),
+        "models": models,
+        "fingerprints": {f: {n: weights_fingerprint(p) for n, p in m.items()} for f, m in models.items()},
+        "query_singers": {f.name: f.query_singers for f in folds},
+        "queries": {f.name: int(f.is_query.sum()) for f in folds},
         "grid_points": len(grid),
-        "models": embedder.sources,
-        "fingerprints": embedder.fingerprints,
-        "table_fold_a": table,
-        "table_fold_b": fold_b_table,
-        "weights_chosen_on_fold_b": on_b,
-        "weights_leave_one_singer_out_joint": loso_joint,
-        "weights_leave_one_singer_out_fold_a": {str(k): v for k, v in loso_weights.items()},
-        "weights_in_sample_fold_a": in_sample,
+        "table": {
+            label: {k: {m: v for m, v in d.items() if m not in ("ap", "fold")} for k, d in t.items()}
+            for label, t in table.items()
+        },  # fmt: skip
+        "cosine_spread": {f.name: {n: f.spread(n) for n in EMBEDDING_NAMES} for f in folds},
+        "per_singer_map": per_singer,
+        "weights_leave_one_singer_out": {f"{singer} ({fold})": w for (fold, singer), w in loso_chosen.items()},
         "weights": final,
         "best_single": best_single,
-        "leave_one_out_fused_minus_best_single_ap": versus,
+        "leave_one_out_fused_minus_best_single_ap": {"pooled": versus, **versus_fold},
     }
     (out / "weights.json").write_text(json.dumps(result, indent=2) + "\n")
 
-    def fmt(m: dict) -> str:
-        return f"{m['top1']:.3f} | {m['map']:.3f} | {m['eer']:.3f}"
+    def cells(t: dict) -> str:
+        a, b, p = t["A"], t["B"], t["pooled"]
+        return (f"{p['top1']:.3f} | {p['map']:.3f} | {a['top1']:.3f} | {a['map']:.3f} | {a['eer']:.3f} | "
+                f"{b['top1']:.3f} | {b['map']:.3f} | {b['eer']:.3f}")  # fmt: skip
 
-    lines = ["| embedding (fold A, full clips) | top-1 | mAP | EER | cosine mean ± std |", "|---|---|---|---|---|"]
-    for name, m in table.items():
-        spread = f"{m['cosine_mean']:.2f} ± {m['cosine_std']:.3f}" if "cosine_mean" in m else ""
-        lines.append(f"| {name} | {fmt(m)} | {spread} |")
-    lines += ["", f"Fold A: {result['fold_a_queries']} queries from {', '.join(fold_a.query_singers)}; chance "
-              f"top-1 {table['timbre']['chance_top1']:.3f}.", "",
-              "| fold B (encoders trained on these singers) | top-1 | mAP | EER |", "|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {name} | {fmt(m)} |" for name, m in fold_b_table.items()]
+    lines = [
+        "| embedding | pooled top-1 | pooled mAP | A top-1 | A mAP | A EER | B top-1 | B mAP | B EER |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(f"| {label} | {cells(t)} |" for label, t in table.items()),
+        "",
+        f"Queries: fold A {result['queries']['A']} ({', '.join(folds[0].query_singers)}), fold B "
+        f"{result['queries']['B']} ({', '.join(folds[1].query_singers)}), pooled {versus['queries']}; chance top-1 "
+        f"A {table['timbre']['A']['chance_top1']:.3f}, B {table['timbre']['B']['chance_top1']:.3f}. Pooled EER is not "
+        "given: cosines of different models are not comparable.",
+        "",
+    ]
+    for label, v in (("pooled", versus), ("fold A", versus_fold["A"]), ("fold B", versus_fold["B"])):
+        lines.append(
+            f"Fused (leave-one-singer-out) minus {best_single} alone, per-query AP, {label}: {v['mean']:+.3f} "
+            f"(95 % bootstrap interval {v['low']:+.3f} to {v['high']:+.3f}); better on {v['better']}, worse on "
+            f"{v['worse']} of {v['queries']} queries."
+        )
+    lines += ["", "| query singer (fold) | " + " | ".join([*EMBEDDING_NAMES, "fused, LOSO"]) + " |",
+              "|---" * (len(EMBEDDING_NAMES) + 2) + "|"]  # fmt: skip
+    lines += [f"| {s} | " + " | ".join(f"{v:.3f}" for v in m.values()) + " |" for s, m in per_singer.items()]
+    lines += ["", "| cosine mean ± std | " + " | ".join(EMBEDDING_NAMES) + " |", "|---" * 6 + "|"]
+    for fold in folds:
+        spreads = (result["cosine_spread"][fold.name][n] for n in EMBEDDING_NAMES)
+        lines.append(f"| fold {fold.name} | " + " | ".join(f"{m:.2f} ± {s:.3f}" for m, s in spreads) + " |")
     lines += [
         "",
-        f"Fused (leave-one-singer-out, tuned on fold B + other fold A) minus {best_single} alone, per fold A query "
-        f"AP: {versus['mean']:+.3f} (95 % bootstrap interval {versus['low']:+.3f} to {versus['high']:+.3f}); "
-        f"better on {versus['better']}, worse on {versus['worse']} of {versus['queries']} queries.",
+        f"Recommended DEFAULT_WEIGHTS (best on all queries of both folds, grid 1/{args.steps}): {named(final)}",
     ]
-    lines += ["", f"Fold B: {result['fold_b_queries']} queries from {', '.join(fold_b.query_singers)}.", ""]
-
-    def named(w: Weights) -> str:
-        return ", ".join(f"{n} {v:.2f}" for n, v in w.items())
-
-    lines.append(f"DEFAULT_WEIGHTS (tuned on fold B + all fold A queries): {named(final)}")
-    lines.append(f"Chosen on fold B: {named(on_b)}")
-    lines += [f"Without {singer} (fold B + other fold A): {named(w)}" for singer, w in loso_joint.items()]
-    for steps, chosen in loso_weights.items():
-        lines += [f"Without {singer} (fold A only, grid 1/{steps}): {named(w)}" for singer, w in chosen.items()]
-    lines.append(f"In-sample best on fold A: {named(in_sample)}")
+    lines += [f"Without {singer} (fold {fold}): {named(w)}" for (fold, singer), w in loso_chosen.items()]
+    lines.append("")
+    for fold, fold_models in models.items():
+        prints = result["fingerprints"][fold]
+        lines.append(f"Fold {fold} models: " + ", ".join(f"{n} {p} ({prints[n]})" for n, p in fold_models.items()))
+    if models["A"]["mood"] == models["B"]["mood"] == DEFAULT_MODELS["A"]["mood"]:
+        lines.append("mood: one TJAE for both folds, trained on pjs + the fold B singers (its card), so its fold B "
+                     "figures (and its share of the fold B tuning) are in sample.")  # fmt: skip
     (out / "weights.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
