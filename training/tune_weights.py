@@ -221,7 +221,8 @@ def main() -> None:
 
     rows: dict[str, dict[str, np.ndarray]] = {n: {f.name: f.cos[n] for f in folds} for n in EMBEDDING_NAMES}
     equal = {n: 1 / len(EMBEDDING_NAMES) for n in EMBEDDING_NAMES}
-    rows["fused, equal weights"] = {f.name: f.fused(equal) for f in folds}
+    equal_label = "fused, equal weights"
+    rows[equal_label] = {f.name: f.fused(equal) for f in folds}
     loso_sims, loso_chosen = leave_one_singer_out(grid, folds)
     loso_label = f"fused, leave-one-singer-out (grid 1/{args.steps})"
     rows[loso_label] = loso_sims
@@ -230,10 +231,15 @@ def main() -> None:
     table = {label: {"pooled": pooled(folds, sims), **{f.name: f.metrics(sims[f.name]) for f in folds}}
              for label, sims in rows.items()}  # fmt: skip
     best_single = max(EMBEDDING_NAMES, key=lambda n: table[n]["pooled"]["map"])  # strongest rival, picked in sample
-    fused_ap, single_ap, fold_of = (table[loso_label]["pooled"]["ap"], table[best_single]["pooled"]["ap"],
-                                    table[loso_label]["pooled"]["fold"])  # fmt: skip
-    versus = paired_difference(fused_ap, single_ap)
-    versus_fold = {f.name: paired_difference(fused_ap[fold_of == f.name], single_ap[fold_of == f.name]) for f in folds}
+    single_ap, fold_of = table[best_single]["pooled"]["ap"], table[best_single]["pooled"]["fold"]
+    versus = {}  # the out-of-sample fused rows against the best single embedding, query by query
+    for label in (loso_label, equal_label):
+        fused_ap = table[label]["pooled"]["ap"]
+        versus[label] = {"pooled": paired_difference(fused_ap, single_ap)}
+        for f in folds:
+            versus[label][f"fold {f.name}"] = paired_difference(
+                fused_ap[fold_of == f.name], single_ap[fold_of == f.name]
+            )
     per_singer = {}
     for label in [*EMBEDDING_NAMES, loso_label]:
         for fold in folds:
@@ -258,7 +264,7 @@ def main() -> None:
         "weights_leave_one_singer_out": {f"{singer} ({fold})": w for (fold, singer), w in loso_chosen.items()},
         "weights": final,
         "best_single": best_single,
-        "leave_one_out_fused_minus_best_single_ap": {"pooled": versus, **versus_fold},
+        "fused_minus_best_single_ap": versus,
     }
     (out / "weights.json").write_text(json.dumps(result, indent=2) + "\n")
 
@@ -273,17 +279,18 @@ def main() -> None:
         *(f"| {label} | {cells(t)} |" for label, t in table.items()),
         "",
         f"Queries: fold A {result['queries']['A']} ({', '.join(folds[0].query_singers)}), fold B "
-        f"{result['queries']['B']} ({', '.join(folds[1].query_singers)}), pooled {versus['queries']}; chance top-1 "
+        f"{result['queries']['B']} ({', '.join(folds[1].query_singers)}), pooled {len(single_ap)}; chance top-1 "
         f"A {table['timbre']['A']['chance_top1']:.3f}, B {table['timbre']['B']['chance_top1']:.3f}. Pooled EER is not "
         "given: cosines of different models are not comparable.",
         "",
     ]
-    for label, v in (("pooled", versus), ("fold A", versus_fold["A"]), ("fold B", versus_fold["B"])):
-        lines.append(
-            f"Fused (leave-one-singer-out) minus {best_single} alone, per-query AP, {label}: {v['mean']:+.3f} "
-            f"(95 % bootstrap interval {v['low']:+.3f} to {v['high']:+.3f}); better on {v['better']}, worse on "
-            f"{v['worse']} of {v['queries']} queries."
-        )
+    for label, scopes in versus.items():
+        lines += [
+            f"{label.capitalize()} minus {best_single} alone, per-query AP, {scope}: {v['mean']:+.3f} (95 % bootstrap "
+            f"interval {v['low']:+.3f} to {v['high']:+.3f}); better on {v['better']}, worse on {v['worse']} of "
+            f"{v['queries']} queries."
+            for scope, v in scopes.items()
+        ]
     lines += ["", "| query singer (fold) | " + " | ".join([*EMBEDDING_NAMES, "fused, LOSO"]) + " |",
               "|---" * (len(EMBEDDING_NAMES) + 2) + "|"]  # fmt: skip
     lines += [f"| {s} | " + " | ".join(f"{v:.3f}" for v in m.values()) + " |" for s, m in per_singer.items()]
