@@ -107,12 +107,26 @@ def test_pooling_weighs_every_query_of_both_folds_once():
 
 
 def test_paired_difference_counts_wins_and_brackets_the_mean():
-    tie = paired_difference(np.array([1.0, 0.5, 0.5, 0.75]), np.array([0.5, 0.5, 1.0, 0.75]))
-    assert (tie["better"], tie["worse"], tie["queries"]) == (1, 1, 4)
+    singers = np.array(["P", "P", "Q", "Q"])
+    tie = paired_difference(np.array([1.0, 0.5, 0.5, 0.75]), np.array([0.5, 0.5, 1.0, 0.75]), singers)
+    assert (tie["better"], tie["worse"], tie["queries"], tie["singers"]) == (1, 1, 4, 2)
     assert tie["mean"] == pytest.approx(0.0)
-    assert tie["low"] < 0 < tie["high"]
-    gain = paired_difference(np.array([0.9, 0.8, 1.0, 0.7, np.nan]), np.array([0.5, 0.6, 0.7, 0.6, 0.5]))
-    assert gain["queries"] == 4 and gain["better"] == 4 and gain["low"] > 0
+    assert tie["low"] < 0 < tie["high"] and tie["singer_low"] < 0 < tie["singer_high"]
+    gain = paired_difference(
+        np.array([0.9, 0.8, 1.0, 0.7, np.nan]), np.array([0.5, 0.6, 0.7, 0.6, 0.5]), [*singers, "R"]
+    )
+    assert (
+        (gain["queries"], gain["better"], gain["singers"]) == (4, 4, 2) and gain["low"] > 0 and gain["singer_low"] > 0
+    )
+
+
+def test_singer_bootstrap_is_wider_when_a_singer_carries_the_gain():
+    """Gains from one singer only: resampling queries sees many small wins, resampling singers sees one."""
+    singers = np.repeat(["P", "Q", "R", "S"], 6)
+    diffs = np.where(singers == "P", 0.4, 0.0) + np.tile(np.linspace(-0.01, 0.01, 6), 4)
+    result = paired_difference(diffs, np.zeros_like(diffs), singers)
+    assert result["low"] > 0  # queries as if independent: a clear gain
+    assert result["singer_low"] <= 0.001 < result["low"]  # a draw without P: no gain
 
 
 def test_embeddings_are_cached_per_model_weights(tmp_path, monkeypatch):

@@ -168,23 +168,35 @@ def leave_one_singer_out(
 
 def pooled(folds: list[Fold], sims: dict[str, np.ndarray]) -> dict:
     """Top-1 and mAP over the queries of all folds (each fold scored with its own similarity matrix), and the
-    per-query APs and fold names in fold then row order (for paired comparisons)."""
+    per-query APs, fold and singer names in fold then row order (for paired comparisons)."""
     aps, hits = zip(*(fold.per_query(sims[fold.name]) for fold in folds), strict=True)
     ap, hit = np.concatenate(aps), np.concatenate(hits)
     fold_of = np.repeat([fold.name for fold in folds], [len(a) for a in aps])
-    return {"top1": float(hit.mean()), "map": float(ap.mean()), "queries": len(ap), "ap": ap, "fold": fold_of}
+    singer = np.concatenate([fold.singers[fold.is_query] for fold in folds])
+    return {"top1": float(hit.mean()), "map": float(ap.mean()), "queries": len(ap), "ap": ap, "fold": fold_of,
+            "singer": singer}  # fmt: skip
 
 
-def paired_difference(ap: np.ndarray, reference: np.ndarray, seed: int = 0) -> dict:
-    """Per-query AP minus the reference's on the same queries: mean, 95 % bootstrap interval over queries,
-    wins/losses."""
+def paired_difference(ap: np.ndarray, reference: np.ndarray, singers: np.ndarray, seed: int = 0) -> dict:
+    """Per-query AP minus the reference's on the same queries: mean, wins/losses and 95 % bootstrap intervals,
+    resampling queries (`low`, `high`) and resampling whole singers (`singer_low`, `singer_high`): one singer's
+    queries share a voice, so they are not independent and the query interval is too narrow."""
     diffs = np.asarray(ap) - np.asarray(reference)
-    diffs = diffs[np.isfinite(diffs)]
-    boot = np.random.default_rng(seed).choice(diffs, size=(10000, len(diffs))).mean(axis=1)
+    finite = np.isfinite(diffs)
+    diffs, singers = diffs[finite], np.asarray(singers)[finite]
+    rng = np.random.default_rng(seed)
+    boot = rng.choice(diffs, size=(10000, len(diffs))).mean(axis=1)
+    names, group = np.unique(singers, return_inverse=True)
+    draws = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=10000)  # times each singer drawn
+    counts = draws[:, group]
+    singer_boot = (counts * diffs).sum(axis=1) / counts.sum(axis=1)
     return {
         "mean": float(diffs.mean()),
         "low": float(np.percentile(boot, 2.5)),
         "high": float(np.percentile(boot, 97.5)),
+        "singer_low": float(np.percentile(singer_boot, 2.5)),
+        "singer_high": float(np.percentile(singer_boot, 97.5)),
+        "singers": len(names),
         "better": int((diffs > 1e-9).sum()),
         "worse": int((diffs < -1e-9).sum()),
         "queries": len(diffs),
@@ -231,15 +243,15 @@ def main() -> None:
     table = {label: {"pooled": pooled(folds, sims), **{f.name: f.metrics(sims[f.name]) for f in folds}}
              for label, sims in rows.items()}  # fmt: skip
     best_single = max(EMBEDDING_NAMES, key=lambda n: table[n]["pooled"]["map"])  # strongest rival, picked in sample
-    single_ap, fold_of = table[best_single]["pooled"]["ap"], table[best_single]["pooled"]["fold"]
+    single = table[best_single]["pooled"]
+    single_ap = single["ap"]
     versus = {}  # the out-of-sample fused rows against the best single embedding, query by query
     for label in (loso_label, equal_label):
         fused_ap = table[label]["pooled"]["ap"]
-        versus[label] = {"pooled": paired_difference(fused_ap, single_ap)}
+        versus[label] = {"pooled": paired_difference(fused_ap, single_ap, single["singer"])}
         for f in folds:
-            versus[label][f"fold {f.name}"] = paired_difference(
-                fused_ap[fold_of == f.name], single_ap[fold_of == f.name]
-            )
+            mine = single["fold"] == f.name
+            versus[label][f"fold {f.name}"] = paired_difference(fused_ap[mine], single_ap[mine], single["singer"][mine])
     per_singer = {}
     for label in [*EMBEDDING_NAMES, loso_label]:
         for fold in folds:
@@ -256,7 +268,7 @@ def main() -> None:
         "queries": {f.name: int(f.is_query.sum()) for f in folds},
         "grid_points": len(grid),
         "table": {
-            label: {k: {m: v for m, v in d.items() if m not in ("ap", "fold")} for k, d in t.items()}
+            label: {k: {m: v for m, v in d.items() if m not in ("ap", "fold", "singer")} for k, d in t.items()}
             for label, t in table.items()
         },  # fmt: skip
         "cosine_spread": {f.name: {n: f.spread(n) for n in EMBEDDING_NAMES} for f in folds},
@@ -287,7 +299,8 @@ def main() -> None:
     for label, scopes in versus.items():
         lines += [
             f"{label.capitalize()} minus {best_single} alone, per-query AP, {scope}: {v['mean']:+.3f} (95 % bootstrap "
-            f"interval {v['low']:+.3f} to {v['high']:+.3f}); better on {v['better']}, worse on {v['worse']} of "
+            f"interval over queries {v['low']:+.3f} to {v['high']:+.3f}, over {v['singers']} singers "
+            f"{v['singer_low']:+.3f} to {v['singer_high']:+.3f}); better on {v['better']}, worse on {v['worse']} of "
             f"{v['queries']} queries."
             for scope, v in scopes.items()
         ]
