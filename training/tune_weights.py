@@ -16,7 +16,8 @@ Fused figures therefore come from leave-one-singer-out over the query singers of
 weights on a grid over the simplex (multiples of 1/`--steps`) with the best mean AP over the *other* query singers
 of both folds (the held-out singer's clips also removed from their candidates) score the held-out singer's
 queries. Every query is so scored once, by weights that never saw its singer; the per-query results are pooled
-over both folds and compared, query by query, with the best single embedding (paired bootstrap interval).
+over both folds and compared, query by query, with the best single embedding (paired bootstrap intervals, resampling queries and,
+since one singer's queries are not independent, whole singers).
 The weights recommended for DEFAULT_WEIGHTS are the grid point best on all queries of both folds; the
 leave-one-out row is the out-of-sample figure of that procedure, and the spread of its choices shows how stable it is.
 Scales of the cosines differ between embeddings and only the spread matters for a ranking, so the per-fold
@@ -220,8 +221,11 @@ def main() -> None:
             help=f"encoders that never trained on fold {fold.upper()} (a name left out: DEFAULT_MODELS)",
         )
     args = parser.parse_args()
-    models = {"A": parse_models(args.fold_a_models, DEFAULT_MODELS["A"]),
-              "B": parse_models(args.fold_b_models, DEFAULT_MODELS["B"])}  # fmt: skip
+    try:
+        models = {"A": parse_models(args.fold_a_models, DEFAULT_MODELS["A"]),
+                  "B": parse_models(args.fold_b_models, DEFAULT_MODELS["B"])}  # fmt: skip
+    except ValueError as exc:
+        parser.error(str(exc))
     data = read_eval_set(args.data, preprocess="raw")  # labels only (the app path is taken when embedding)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
