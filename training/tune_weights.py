@@ -16,8 +16,8 @@ Fused figures therefore come from leave-one-singer-out over the query singers of
 weights on a grid over the simplex (multiples of 1/`--steps`) with the best mean AP over the *other* query singers
 of both folds (the held-out singer's clips also removed from their candidates) score the held-out singer's
 queries. Every query is so scored once, by weights that never saw its singer; the per-query results are pooled
-over both folds and compared, query by query, with the best single embedding (paired bootstrap intervals, resampling queries and,
-since one singer's queries are not independent, whole singers).
+over both folds and compared, query by query, with the best single embedding (paired bootstrap intervals,
+resampling queries and, since one singer's queries are not independent, whole singers).
 The weights recommended for DEFAULT_WEIGHTS are the grid point best on all queries of both folds; the
 leave-one-out row is the out-of-sample figure of that procedure, and the spread of its choices shows how stable it is.
 Scales of the cosines differ between embeddings and only the spread matters for a ranking, so the per-fold
