@@ -196,6 +196,14 @@ def test_run_with_pseudo_singers_exports_a_centred_model(tmp_path, singer_folder
     main(["--config", config_path])
     model = SSCLModel.from_pretrained(tmp_path / "sscl-timbre").eval()
     assert model.embedding_center.norm() > 0.1
+    # --recenter refits the centre of the exported folder from its own training config: the same centre again
+    trained_center = model.embedding_center.clone()
+    with torch.no_grad():
+        model.embedding_center.zero_()
+    model.save_pretrained(tmp_path / "sscl-timbre")
+    main(["--config", config_path, "--recenter"])
+    refit = SSCLModel.from_pretrained(tmp_path / "sscl-timbre").eval()
+    assert torch.allclose(refit.embedding_center, trained_center, atol=1e-5)
 
 
 def test_embedding_center_spreads_the_embeddings():
@@ -212,3 +220,10 @@ def test_embedding_center_spreads_the_embeddings():
     off = ~torch.eye(6, dtype=torch.bool)
     assert (after @ after.T)[off].mean() < (before @ before.T)[off].mean() - 0.1
     assert torch.allclose(after, F.normalize(before - center, dim=-1), atol=1e-5)
+    # by singer: five clips of one voice and one of another weigh the same
+    with torch.no_grad():
+        model.embedding_center.zero_()
+        balanced = model.fit_embedding_center(clips, groups=["a"] * 5 + ["b"])
+    assert torch.allclose(balanced, (before[:5].mean(0) + before[5]) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="groups"):
+        model.fit_embedding_center(clips, groups=["a"])

@@ -175,10 +175,11 @@ def build_dataset(config: dict, length: int, seed: int, clips: list[Clip] | None
 
 
 def fit_center(model: SSCLModel, clips: list[Clip], max_seconds: float = 30.0) -> None:
-    """Centre the embedding on the recorded training clips (as the app prepares audio; each up to `max_seconds`)."""
+    """Centre the embedding on the recorded training singers (as the app prepares audio; each clip up to
+    `max_seconds`), each singer weighing the same: PJS's 98 songs would otherwise make the centre one voice."""
     n = int(max_seconds * model.config.sampling_rate)
     waves = [torch.from_numpy(load_audio((16000, c.audio)).samples[:n]) for c in clips]
-    model.fit_embedding_center(waves)
+    model.fit_embedding_center(waves, groups=[c.singer or c.path for c in clips])
 
 
 def lr_factor(step: int, warmup: int, progress: float) -> float:
@@ -261,6 +262,15 @@ def train(config: dict, command: str) -> Path:
     return out
 
 
+def recenter(config: dict) -> None:
+    """Refit `embedding_center` of an exported folder (`export.out_dir`) on its training clips, without retraining."""
+    out = Path(config["export"]["out_dir"])
+    trained = yaml.safe_load((out / "training_config.yaml").read_text())
+    model = SSCLModel.from_pretrained(out).eval()
+    fit_center(model, load_real_clips(trained))
+    export_model(model, out, trained["export"]["card"], card_fields(trained))
+
+
 def rerender_card(config: dict) -> None:
     """Refresh README.md of an exported folder (e.g. with new evaluation results) without retraining.
 
@@ -288,10 +298,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", help="evaluation output file whose table goes into the card")
     parser.add_argument("--speed", help="output of training.bench_encoders for the card's Speed section")
     parser.add_argument("--card-only", action="store_true", help="only re-render README.md of an exported folder")
+    parser.add_argument("--recenter", action="store_true", help="only refit embedding_center of an exported folder")
     args = parser.parse_args(argv)
     config = load_config(args.config, args)
     if args.card_only:
         rerender_card(config)
+        return
+    if args.recenter:
+        recenter(config)
         return
     given = argv if argv is not None else sys.argv[1:]
     # the card states what reproduces the weights; where they were written (--out) is not part of that
