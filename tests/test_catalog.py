@@ -16,8 +16,10 @@ import pytest
 import soundfile as sf
 import yaml
 
+import voicerec
 from voicerec.catalog import Catalog, build_catalog, read_metadata
 from voicerec.embeddings import EMBEDDING_NAMES, fuse
+from voicerec.export import export_model
 from voicerec.synth import VOICES, scale_melody, sing
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,6 +84,19 @@ def test_rebuild_resumes_from_cache(built, songs, tiny_encoders):
     out, cache, _ = built
     again = build_catalog(songs, out, songs / "songs.csv", cache=cache, progress=False, **tiny_encoders)
     assert again.computed == 0 and again.cached == len(SONGS) and again.rows == len(SONGS)
+
+
+def test_other_weights_are_not_served_from_the_cache(built, songs, tiny_encoders, tmp_path):
+    """Same architecture and sizes, other weights: every song is analysed again (the cache keys on the weights)."""
+    import torch
+
+    _, cache, _ = built
+    timbre = voicerec.SSCLModel.from_pretrained(tiny_encoders["timbre"])
+    with torch.no_grad():
+        timbre.projection.weight.mul_(-1.0)
+    retrained = dict(tiny_encoders, timbre=str(export_model(timbre.eval(), tmp_path / "timbre")))
+    report = build_catalog(songs, tmp_path / "catalog", songs / "songs.csv", cache=cache, progress=False, **retrained)
+    assert report.cached == 0 and report.computed == len(SONGS)
 
 
 def test_shards_gather_into_one_dataset(built, songs, tiny_encoders, tmp_path):

@@ -417,6 +417,7 @@ def build_catalog(
     embedder = Embedder.from_pretrained(**sources)
     cache_root = Path(cache) if cache else cache_dir() / "catalog"
     cache_root.mkdir(parents=True, exist_ok=True)
+    encoders = {"weights": embedder.fingerprints, "dims": embedder.dimensions}  # both share the keys timbre, ...
     failed: dict[str, str] = {}
     todo: list[tuple[dict, Path, Path]] = []
     cache_files: dict[str, Path] = {}
@@ -425,7 +426,7 @@ def build_catalog(
         if not path.is_file():
             failed[row["file"]] = "file not found"
             continue
-        cache_file = cache_root / f"{_cache_key(path, embedder.fingerprints | embedder.dimensions, separate)}.npz"
+        cache_file = cache_root / f"{_cache_key(path, encoders, separate)}.npz"
         cache_files[row["song_id"]] = cache_file
         if not cache_file.exists():
             todo.append((row, path, cache_file))
