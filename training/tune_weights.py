@@ -46,11 +46,12 @@ MODEL_NAMES = ("timbre", "expression", "mood")
 DEFAULT_MODELS = {
     "A": {"timbre": str(HUB_DIR / "voicerec-sscl-timbre"), "expression": str(HUB_DIR / "voicerec-sscl-expression"),
           "mood": str(HUB_DIR / "voicerec-tjae")},
-    "B": {"timbre": "/work/runs/foldB/voicerec-sscl-timbre", "expression": "/work/runs/foldB/voicerec-sscl-expression",
-          "mood": str(HUB_DIR / "voicerec-tjae")},
+    "B": {"timbre": "/work/runs/r3/heldB/voicerec-sscl-timbre",
+          "expression": "/work/runs/r3/heldB/voicerec-sscl-expression", "mood": str(HUB_DIR / "voicerec-tjae")},
 }  # fmt: skip
-"""Encoders that never trained on each fold (the shipped SSCL encoders trained on pjs + fold B; the fold B ones on
-pjs + fold A). There is one TJAE (`mood`), trained on pjs + fold B (its card): its fold B figures are in sample."""
+"""Encoders that never trained on each fold (the shipped SSCL encoders trained on pjs + fold B; the fold B ones, made
+by the same configs with fold B's singers and their WORLD pseudo-singers left out instead, on pjs + fold A).
+There is one TJAE (`mood`), trained on pjs + fold B (its card): its fold B figures are in sample."""
 
 Weights = dict[str, float]
 
