@@ -39,8 +39,8 @@ VARIANT_TEXT = {
 
 NORMALIZATION_TEXT = {
     "per_band": "each band's per-clip mean removed",
-    "level": "only the clip's overall loudness removed (its mean spectrum, the vocal-tract envelope, reaches the "
-    "network)",
+    "level": "only the clip's overall loudness removed, so that its mean spectrum (the vocal-tract envelope) "
+    "reaches the network",
 }
 
 

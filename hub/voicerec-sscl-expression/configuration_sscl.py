@@ -10,6 +10,11 @@ class SSCLConfig(PretrainedConfig):
 
     `variant` records which contrastive policy trained the weights: "timbre" (time-stretch is a positive)
     or "expression" (time-stretch is a negative). The architecture is the same for both.
+
+    `input_normalization` says what is removed from each clip's log-mel before the network: "per_band" removes
+    its mean spectrum (cepstral mean normalisation: cancels a microphone's colouring, but also the long-term
+    vocal-tract envelope, the strongest singer cue), "level" only its overall loudness (one number), so the
+    mean spectrum reaches the network and channel robustness is left to the training augmentations.
     """
 
     model_type = "voicerec-sscl"
@@ -28,10 +33,13 @@ class SSCLConfig(PretrainedConfig):
         kernel_size: int = 3,
         attention_channels: int = 64,
         embedding_size: int = 192,
+        input_normalization: str = "per_band",
         **kwargs,
     ) -> None:
         if variant not in ("timbre", "expression"):
             raise ValueError(f"variant must be 'timbre' or 'expression', got {variant!r}")
+        if input_normalization not in ("per_band", "level"):
+            raise ValueError(f"input_normalization must be 'per_band' or 'level', got {input_normalization!r}")
         self.variant = variant
         self.sampling_rate = sampling_rate
         self.n_fft = n_fft
@@ -44,4 +52,5 @@ class SSCLConfig(PretrainedConfig):
         self.kernel_size = kernel_size
         self.attention_channels = attention_channels
         self.embedding_size = embedding_size
+        self.input_normalization = input_normalization
         super().__init__(**kwargs)

@@ -101,10 +101,18 @@ class SSCLModel(SSCLPreTrainedModel):
             self.embedding_center.zero_()
 
     @torch.no_grad()
-    def fit_embedding_center(self, input_values: list[torch.Tensor]) -> torch.Tensor:
-        """Set `embedding_center` to the mean unit embedding (before centring) of these 1-D waveforms."""
-        units = [F.normalize(self(audio[None]).pooled[0], dim=-1) for audio in input_values]
-        self.embedding_center.copy_(torch.stack(units).mean(0))
+    def fit_embedding_center(self, input_values: list[torch.Tensor], groups: list[str] | None = None) -> torch.Tensor:
+        """Set `embedding_center` to the mean unit embedding (before centring) of these 1-D waveforms.
+
+        With `groups` (e.g. the singer of each clip) it is the mean of the group means, so that a singer with many
+        recordings does not pull the centre towards their own voice.
+        """
+        units = torch.stack([F.normalize(self(audio[None]).pooled[0], dim=-1) for audio in input_values])
+        if groups is not None:
+            if len(groups) != len(units):
+                raise ValueError(f"Got {len(groups)} groups for {len(units)} clips.")
+            units = torch.stack([units[[i for i, g in enumerate(groups) if g == name]].mean(0) for name in set(groups)])
+        self.embedding_center.copy_(units.mean(0))
         return self.embedding_center
 
     def forward(
@@ -115,8 +123,10 @@ class SSCLModel(SSCLPreTrainedModel):
         **kwargs,
     ) -> SSCLOutput | tuple:
         logmel, mask = self.frontend(input_values, attention_mask)
-        mean, _ = masked_mean_std(logmel, mask)
-        x = (logmel - mean) * mask[:, None, :]  # per-clip mean removal: a microphone's tilt cancels out
+        mean, _ = masked_mean_std(logmel, mask)  # (batch, n_mels, 1): the clip's mean spectrum
+        if self.config.input_normalization == "level":
+            mean = mean.mean(dim=1, keepdim=True)  # loudness only: the spectrum's shape stays
+        x = (logmel - mean) * mask[:, None, :]
         keep = mask[:, None, :].to(x.dtype)  # padded frames stay zero so they never leak into real ones
         h = F.relu(self.input_norm(self.input_conv(x))) * keep
         outs = []
