@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce both shipped SSCL checkpoints on this CPU: WORLD pseudo-singers once (~8 min on a busy core), then
-# the two encoders in parallel, one torch thread + one data worker each (max_minutes: 40 in the configs).
+# the two encoders in parallel, one torch thread + one data worker each (900 steps, ~38 min; max_minutes: 55).
 # Run from the repository root:  bash training/train_sscl.sh
 #   SSCL_OUT: folder for the exported models (default hub/, i.e. overwrite the shipped ones); logs in SSCL_LOGS.
 set -euo pipefail
