@@ -145,8 +145,9 @@ def test_input_normalization(singing, normalization):
     from scipy.signal import lfilter
 
     torch.manual_seed(0)
-    config = voicerec.SSCLConfig(hidden_size=24, attention_channels=8, embedding_size=16)
-    config.input_normalization = normalization
+    config = voicerec.SSCLConfig(
+        hidden_size=24, attention_channels=8, embedding_size=16, input_normalization=normalization
+    )
     model = voicerec.SSCLModel(config).eval()
     clip = singing[:48000]
     tilted = lfilter([1.0, -0.9], [1.0], clip).astype(np.float32)  # a bright microphone: +~15 dB at 4 kHz

@@ -257,13 +257,13 @@ def main() -> None:
         for f in folds:
             mine = single["fold"] == f.name
             versus[label][f"fold {f.name}"] = paired_difference(fused_ap[mine], single_ap[mine], single["singer"][mine])
-    per_singer = {}
+    per_singer = {}  # from the per-query APs `pooled` already computed
     for label in [*EMBEDDING_NAMES, loso_label]:
+        p = table[label]["pooled"]
         for fold in folds:
-            ap, _ = fold.per_query(rows[label][fold.name])
-            query_singers = fold.singers[fold.is_query]
             for singer in fold.query_singers:
-                per_singer.setdefault(f"{singer} ({fold.name})", {})[label] = float(ap[query_singers == singer].mean())
+                mine = (p["fold"] == fold.name) & (p["singer"] == singer)
+                per_singer.setdefault(f"{singer} ({fold.name})", {})[label] = float(p["ap"][mine].mean())
 
     result = {
         "data": args.data,
