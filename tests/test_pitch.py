@@ -12,9 +12,17 @@ from scipy.signal import resample_poly
 
 from voicerec.audio import AudioInputError
 from voicerec.note_adjust import REFERENCE_MIDI, _aperiodicity, _world_f0, adjust_to_reference, shift_pitch
-from voicerec.pitch import _fix_octaves, _periodicity, track_pitch
+from voicerec.pitch import PitchTrack, _fix_octaves, _periodicity, track_pitch
 from voicerec.synth import VOICES, scale_melody, sing
-from voicerec.vocal_range import VOICE_CENTRES, VocalRange, estimate_range, note_name, range_fit
+from voicerec.vocal_range import (
+    MIN_HELD_SECONDS,
+    VOICE_CENTRES,
+    VocalRange,
+    estimate_range,
+    held_note_seconds,
+    note_name,
+    range_fit,
+)
 
 SR = 16000
 
@@ -180,3 +188,25 @@ def test_too_little_pitch_is_a_clear_error() -> None:
         adjust_to_reference(silence, SR)
     with pytest.raises(AudioInputError):
         track_pitch(np.zeros(100, dtype=np.float32), SR)
+
+
+def _track(midi: np.ndarray) -> PitchTrack:
+    return PitchTrack(
+        times=np.arange(len(midi)) * 0.01, f0=440.0 * 2 ** ((midi - 69) / 12), confidence=np.ones(len(midi))
+    )
+
+
+def test_held_notes_count_vibrato_but_not_gliding_speech() -> None:
+    """Two seconds of notes with 55-cent vibrato are held; the same time gliding like a speaking voice (20
+    semitones/s, turning every 0.3 s) is not, and a range is refused for it."""
+    t = np.arange(200) * 0.01
+    notes = 50 + 2 * (t >= 1.0) + 0.55 * np.sin(2 * np.pi * 5.5 * t)
+    glide = 50 + 20 * np.abs(((t / 0.3) % 2) - 1) * 0.3
+    assert held_note_seconds(_track(notes)) == pytest.approx(2.0, abs=0.02)
+    assert held_note_seconds(_track(glide)) == 0.0
+    gap = notes.copy()
+    gap[95:105] = np.nan  # a breath: each side is still a held note
+    assert held_note_seconds(_track(gap)) == pytest.approx(1.9, abs=0.02)
+    with pytest.raises(AudioInputError, match="speech"):
+        estimate_range(_track(np.concatenate([glide, glide])))
+    assert held_note_seconds(_track(notes[:10])) == 0.0 < MIN_HELD_SECONDS  # shorter than one held note

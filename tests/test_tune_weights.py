@@ -3,6 +3,7 @@ two folds on synthetic embeddings (no real data: the folds are made here)."""
 
 from __future__ import annotations
 
+from functools import partial
 from math import comb
 
 import numpy as np
@@ -13,6 +14,7 @@ from training.tune_weights import (
     Fold,
     best_weights,
     embed_cached,
+    fisher_weights,
     leave_one_singer_out,
     paired_difference,
     parse_models,
@@ -78,7 +80,7 @@ def test_leave_one_singer_out_never_sees_the_held_out_singer():
     coded = {"P": "expression", "Q": "expression", "X": "mood"}
     fold_a = _fold("A", ["P", "Q", "X"], coded, 0.3, 1)
     fold_b = _fold("B", ["S", "T"], {"S": "expression", "T": "expression"}, 0.3, 2)
-    _, chosen = leave_one_singer_out(grid, [fold_a, fold_b])
+    _, chosen = leave_one_singer_out(partial(best_weights, grid), [fold_a, fold_b])
     deleted = _fold("A", ["P", "Q", "X"], coded, 0.3, 1, drop="X")
     assert chosen["A", "X"] == best_weights(grid, [deleted.all_queries(), fold_b.all_queries()])
     assert chosen["A", "X"]["mood"] == 0  # nobody else gains from mood
@@ -93,7 +95,7 @@ def test_pooling_weighs_every_query_of_both_folds_once():
         _fold("A", ["P", "Q", "R"], {"P": "timbre", "Q": "timbre", "R": "timbre"}, 0.5, 3),
         _fold("B", ["S", "T"], {"S": "timbre", "T": "timbre"}, 0.5, 4),
     ]
-    sims, chosen = leave_one_singer_out(grid, folds)
+    sims, chosen = leave_one_singer_out(partial(best_weights, grid), folds)
     assert set(chosen) == {("A", "P"), ("A", "Q"), ("A", "R"), ("B", "S"), ("B", "T")}
     assert all(w["timbre"] > 0 for w in chosen.values())
     result = pooled(folds, sims)
@@ -104,6 +106,24 @@ def test_pooling_weighs_every_query_of_both_folds_once():
     assert list(result["fold"]) == ["A"] * 12 + ["B"] * 8
     noise = pooled(folds, {f.name: f.cos["mood"] for f in folds})
     assert result["map"] > noise["map"]
+
+
+def test_fisher_weights_follow_how_well_each_cosine_separates_singers():
+    """Sharp singer codes get more weight than noisy ones, an uninformative cosine about none, and the held-out
+    singer of a leave-one-out round does not move its own weights."""
+    singers = ["P", "Q", "R", "S"]
+    sharp = _fold("A", singers, dict.fromkeys(singers, "timbre"), 0.2, 5)
+    noisy = _fold("A", singers, dict.fromkeys(singers, "expression"), 1.5, 5)
+    fold = sharp
+    fold.cos["expression"] = noisy.cos["expression"]  # same seed: the same clips and labels
+    w = fisher_weights([fold.all_queries()])
+    assert sum(w.values()) == pytest.approx(1.0) and min(w.values()) >= 0
+    assert w["timbre"] > w["expression"] > max(w["timbre_note"], w["expression_note"], w["mood"])
+    assert max(w["timbre_note"], w["expression_note"], w["mood"]) < 0.1
+    _, chosen = leave_one_singer_out(fisher_weights, [fold])
+    assert chosen["A", "P"] == fisher_weights([fold.without("P")])
+    with pytest.raises(ValueError, match="same-singer"):
+        fisher_weights([(fold, np.array([0]), fold.candidates & ~fold.positives)])
 
 
 def test_paired_difference_counts_wins_and_brackets_the_mean():

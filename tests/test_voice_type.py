@@ -1,8 +1,8 @@
-"""Formant cue of vocal-tract size and the voice type it informs, on all-pole vowels of known formants.
+"""Formant cue of vocal-tract size and the voice type it informs.
 
-`voicerec.synth` shapes harmonics with summed resonance peaks whose upper formants are very weak, so the tests
-here make vowels the way a vocal tract does: a glottal pulse train through a cascade of two-pole resonators,
-whose formants are exactly known.
+Most tests make vowels independently of `voicerec.synth`, the way a vocal tract does: a glottal pulse train
+through a cascade of two-pole resonators, whose formants are exactly known. The last ones check the synthetic
+singers the app's examples and demo catalog are made of.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
+from examples.make_examples import CLIPS
 from voicerec.formants import formant_frequencies, fourth_formant
 from voicerec.pitch import track_pitch
-from voicerec.synth import midi_to_hz
+from voicerec.synth import VOICES, VOWELS, midi_to_hz, scale_melody, sing
 from voicerec.vocal_range import FEMALE_TYPES, MALE_TYPES, estimate_range, is_female, voice_type
 
 SR = 16000
@@ -76,3 +77,29 @@ def test_voice_type_rule() -> None:
     # a higher F4 can only make a voice more female, and so can a higher pitch
     assert not is_female(62.0, 3000.0) and is_female(62.0, 4500.0)
     assert is_female(70.0, 3500.0) and not is_female(50.0, 4000.0)
+
+
+@pytest.mark.parametrize("voice", ["baritone", "tenor", "alto", "mezzo"])
+def test_synthetic_voices_show_their_vocal_tract_size(voice: str) -> None:
+    """The F4 measured on `voicerec.synth` singing is the preset's own (median over the vowels sung)."""
+    tonic = {"baritone": 47, "tenor": 52, "alto": 55, "mezzo": 59}[voice]
+    x = sing(scale_melody(tonic, n_notes=20, seconds=0.5, seed=7), VOICES[voice], SR, seed=7)
+    true_f4 = np.median([f[3] for f, _ in VOWELS.values()]) * VOICES[voice].formant_scale
+    assert abs(fourth_formant(x, SR, track_pitch(x, SR)) / true_f4 - 1) < 0.07
+
+
+@pytest.mark.parametrize(("voice", "tonic"), list(CLIPS.items()))
+def test_the_app_examples_get_their_own_voice_type(voice: str, tonic: int) -> None:
+    """The example clips, rendered as `examples/make_examples.py` renders them, are typed as the voice that sang."""
+    seed = list(CLIPS).index(voice)
+    x = sing(scale_melody(tonic, n_notes=20, seconds=0.5, seed=seed), VOICES[voice], SR, seed=seed)
+    assert estimate_range(track_pitch(x, SR), x, SR).voice_type == voice
+
+
+def test_formants_of_singing_too_high_to_measure_are_left_to_pitch() -> None:
+    """Above `MAX_F0_HZ` the harmonics are too sparse to show formants: no F4, and the type comes from pitch."""
+    x = vowels([72.0, 74.0, 76.0], scale=1.18, seconds=1.0)  # C5..E5, 523-659 Hz
+    track = track_pitch(x, SR)
+    assert formant_frequencies(x, SR, track).shape[0] == 0 and np.isnan(fourth_formant(x, SR, track))
+    vocal = estimate_range(track, x, SR)
+    assert vocal.fourth_formant is None and vocal.voice_type == "soprano"

@@ -8,7 +8,8 @@ so its median over a recording is a usable size cue (on gtsinger-dev: about 2.8-
 The recording is resampled to 11 kHz and pre-emphasised; up to `MAX_FRAMES` voiced frames (25 ms, spread
 evenly over the recording) are each fitted with an order-12 LPC model (Burg's method, `librosa.lpc`, all frames
 at once); the roots of each LPC polynomial with a bandwidth under 500 Hz between 200 Hz and 5.3 kHz are that
-frame's formants, lowest first.
+frame's formants, lowest first. Frames above `MAX_F0_HZ` are skipped (too few harmonics to show the formants);
+a recording sung entirely above it has no F4, and its voice type comes from pitch alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ FRAME_SECONDS = 0.025
 MAX_FRAMES = 200
 """Voiced frames analysed, evenly spread over the recording: formants change slowly, and this bounds the cost
 (about 10 ms per recording, most of it the polynomial roots)."""
+MAX_F0_HZ = 400.0
+"""Frames sung higher are left out: their harmonics lie further apart than a formant is wide, so an LPC fit
+follows the harmonics instead of the resonances (a synthetic soprano around A4 read as 3.0 kHz, a man's F4).
+Leaving them out changes no voice part on gtsinger-dev, whose women sing around E4."""
 PRE_EMPHASIS = 0.94
 MAX_BANDWIDTH_HZ = 500.0
 FORMANT_BAND_HZ = (200.0, 5300.0)
@@ -35,7 +40,8 @@ def formant_frequencies(samples: np.ndarray, sr: int, track: PitchTrack) -> np.n
     y = librosa.resample(np.asarray(samples, dtype=np.float64), orig_sr=sr, target_sr=LPC_RATE)
     y = np.append(y[:1], y[1:] - PRE_EMPHASIS * y[:-1])
     length = int(FRAME_SECONDS * LPC_RATE)
-    times = track.times[track.voiced]
+    with np.errstate(invalid="ignore"):
+        times = track.times[track.voiced & (track.f0 <= MAX_F0_HZ)]
     times = times[np.unique(np.linspace(0, len(times) - 1, min(MAX_FRAMES, len(times))).astype(int))]
     starts = np.round(times * LPC_RATE).astype(int) - length // 2
     starts = starts[(starts >= 0) & (starts + length <= len(y))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import librosa
 import numpy as np
 
 # F1..F4 (Hz) and bandwidths for an adult male vocal tract; other voices scale them.
@@ -39,10 +40,15 @@ VOICES: dict[str, Voice] = {
     "bass": Voice("bass", 0.92, -13.0, 0.02, 5.0, 45.0, 6.0, 0.5),
     "baritone": Voice("baritone", 1.0, -12.0, 0.03, 5.3, 40.0, 8.0, 0.4),
     "tenor": Voice("tenor", 1.06, -10.0, 0.03, 5.8, 35.0, 8.0, 0.6),
-    "alto": Voice("alto", 1.12, -12.5, 0.06, 5.2, 30.0, 10.0, 0.1),
-    "mezzo": Voice("mezzo", 1.16, -11.0, 0.05, 5.6, 45.0, 8.0, 0.2),
+    "alto": Voice("alto", 1.16, -12.5, 0.06, 5.2, 30.0, 10.0, 0.1),
+    "mezzo": Voice("mezzo", 1.19, -11.0, 0.05, 5.6, 45.0, 8.0, 0.2),
     "soprano": Voice("soprano", 1.22, -9.5, 0.04, 6.0, 55.0, 7.0, 0.3),
 }
+
+
+NOTE_LEVEL_DB = 4.0
+"""Spread (standard deviation, dB) of the level from note to note: a singer's dynamics, and what makes a clean
+recording's loud frames stand out from its quiet ones as they do in real singing (`voicerec.audio`'s noise check)."""
 
 
 def midi_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
@@ -50,11 +56,34 @@ def midi_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
 
 
 def _envelope(freqs: np.ndarray, formants: np.ndarray, bandwidths: np.ndarray) -> np.ndarray:
-    """Sum of resonance magnitudes at `freqs` (any shape) for per-sample formants (samples, 4)."""
+    """Gain at `freqs` (samples, harmonics) of a cascade of two-pole resonators, one per formant (samples, 4).
+
+    A cascade (product), as in a real vocal tract and Klatt's synthesiser, rather than a sum of peaks: each
+    resonance lifts everything above it, so the upper formants stand out as they do in real voices and formant
+    trackers find them. Each resonator has unit gain at 0 Hz.
+    """
     f = freqs[..., None]
-    resp = 1.0 / np.sqrt(1.0 + ((f - formants[:, None, :]) / (bandwidths[:, None, :] / 2)) ** 2)
-    gains = np.array([1.0, 0.7, 0.35, 0.25])
-    return (resp * gains).sum(-1)
+    half2 = (bandwidths[:, None, :] / 2) ** 2
+    centre = formants[:, None, :]
+    power = (centre**2 + half2) ** 2 / (((f - centre) ** 2 + half2) * ((f + centre) ** 2 + half2))
+    return np.sqrt(power.prod(-1))
+
+
+def _aspiration(noise: np.ndarray, formants: np.ndarray, bands: np.ndarray, sr: int) -> np.ndarray:
+    """Breath noise shaped by the same vocal tract as the voice (frame by frame in the STFT domain), at unit RMS
+    and a steady level.
+
+    Aspiration is turbulence at the glottis, so it passes through the vocal tract like the voiced sound: its
+    spectrum carries the formants (unshaped noise would read as spurious high resonances).
+    """
+    hop = 256
+    spec = librosa.stft(noise, n_fft=1024, hop_length=hop)
+    centres = np.minimum(np.arange(spec.shape[1]) * hop, len(noise) - 1)
+    freqs = np.broadcast_to(librosa.fft_frequencies(sr=sr, n_fft=1024), (len(centres), spec.shape[0]))
+    gain = _envelope(freqs, formants[centres], bands[centres])
+    gain /= np.sqrt(np.mean(gain**2, axis=1, keepdims=True))  # the shape per frame, not the resonances' peak gain
+    shaped = librosa.istft(spec * gain.T, hop_length=hop, length=len(noise))
+    return shaped / (np.sqrt(np.mean(shaped**2)) + 1e-12)
 
 
 def sing(
@@ -94,7 +123,7 @@ def sing(
             env[:ramp] = np.linspace(0, 1, ramp)
             env[length - g - ramp : length - g] = np.linspace(1, 0, ramp)
         env[length - g :] = 0.0
-        amp[seg] = env
+        amp[seg] = env * 10 ** (rng.normal(0.0, NOTE_LEVEL_DB) / 20)
         fm, bw = VOWELS[vowels[i % len(vowels)]]
         formants[seg] = np.asarray(fm) * voice.formant_scale
         bands[seg] = np.asarray(bw) * voice.formant_scale
@@ -133,11 +162,12 @@ def sing(
         tilt = (h[None, :] * 1.0) ** (voice.tilt_db_per_octave / 6.02)
         env = _envelope(freqs, formants[sl], bands[sl])
         if voice.singers_formant:
-            env = env + voice.singers_formant * np.exp(-(((freqs - 3000 * voice.formant_scale) / 400) ** 2))
+            env = env * (1 + voice.singers_formant * np.exp(-(((freqs - 3000 * voice.formant_scale) / 400) ** 2)))
         a = tilt * env * (freqs < sr / 2 - 200)
+        a /= np.sqrt((a**2).sum(-1, keepdims=True)) + 1e-12  # a steady level: resonances shape, singers sustain
         out[sl] = (a * np.sin(phase[sl, None] * h[None, :])).sum(-1)
-    noise = rng.standard_normal(total)
-    noise = np.convolve(noise, [1.0, -0.9], mode="same")  # breath noise is high-passed
+    turbulence = np.convolve(rng.standard_normal(total), [1.0, -0.9], mode="same")  # weighted to high frequencies
+    noise = _aspiration(turbulence, formants, bands, sr)
     out = (out / (np.abs(out).max() + 1e-9) + voice.breathiness * noise) * amp
     out = out / (np.abs(out).max() + 1e-9) * 0.5
     return out.astype(np.float32)

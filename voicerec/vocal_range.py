@@ -32,6 +32,16 @@ from voicerec.pitch import PitchTrack
 
 MIN_PITCHED_SECONDS = 2.0
 """Less clearly pitched singing than this gives no meaningful range."""
+HELD_NOTE_SECONDS = 0.15
+HELD_NOTE_SEMITONES = 1.5
+"""A held note: at least `HELD_NOTE_SECONDS` of pitch inside this span (vibrato fits; a speaking voice glides
+through its syllables and does not)."""
+MIN_HELD_SECONDS = 1.5
+"""Singing holds notes, speech does not: less time in held notes than this is refused as not singing. Set from
+gtsinger-dev (the first 10 s of each of its 54 singing clips: 2.9 s or more, median 6.2 s) and synthetic speech-like
+syllables (tests/test_bad_input.py: at most 0.6 s), then checked on pjs, first 10 s of each file: 95 of its 96 real
+speech recordings that pass the loudness checks fall below (median 0.5 s), and 4 of its 98 songs do too (median
+3.6 s; short syllabic songs), so those singers are asked for held notes."""
 RANGE_PERCENTILES = (5.0, 95.0)
 TESSITURA_PERCENTILES = (25.0, 75.0)
 MAX_TRANSPOSE = 6
@@ -105,6 +115,20 @@ class VocalRange:
         return out
 
 
+def held_note_seconds(track: PitchTrack) -> float:
+    """Seconds of voiced frames inside some window of `HELD_NOTE_SECONDS` whose pitch stays within
+    `HELD_NOTE_SEMITONES`."""
+    width = max(2, int(round(HELD_NOTE_SECONDS / track.hop_seconds)) + 1)
+    midi = track.midi
+    if len(midi) < width:
+        return 0.0
+    windows = np.lib.stride_tricks.sliding_window_view(midi, width)
+    steady = np.all(np.isfinite(windows), axis=1)
+    steady[steady] = np.ptp(windows[steady], axis=1) < HELD_NOTE_SEMITONES
+    held = np.convolve(steady.astype(float), np.ones(width))[: len(midi)] > 0  # every frame of a steady window
+    return float((held & track.voiced).sum() * track.hop_seconds)
+
+
 def estimate_range(track: PitchTrack, samples: np.ndarray | None = None, sr: int = MODEL_RATE) -> VocalRange:
     """Range, tessitura and voice type from the voiced frames of `track` (duration-weighted percentiles).
 
@@ -116,6 +140,12 @@ def estimate_range(track: PitchTrack, samples: np.ndarray | None = None, sr: int
         raise AudioInputError(
             f"Only {seconds:.1f} s of clearly pitched singing were found; sing held notes (vowels, not speech) "
             f"for at least {MIN_PITCHED_SECONDS:.0f} s, about 10 s works best."
+        )
+    held = held_note_seconds(track)
+    if held < MIN_HELD_SECONDS:
+        raise AudioInputError(
+            f"Only {held:.1f} s of held notes were found: this sounds like speech rather than singing. Sing a "
+            f"melody with held notes (vowels) for about 10 s."
         )
     low, t_low, median, t_high, high = np.percentile(
         midi, [RANGE_PERCENTILES[0], TESSITURA_PERCENTILES[0], 50.0, TESSITURA_PERCENTILES[1], RANGE_PERCENTILES[1]]
