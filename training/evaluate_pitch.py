@@ -14,8 +14,13 @@
    tenor -> Tenor, alto/mezzo-soprano -> Alto, soprano -> Soprano; leniently, baritone may also be Tenor and
    mezzo-soprano Soprano), on fold A (the singers no constant was fitted on), fold B and all ten, for the
    pitch-only rule and for pitch + formant cue (`estimate_range(track, samples)`), and the confusion matrix.
+5. Held notes, singing against speech (`vocal_range.held_note_seconds`, refused under `MIN_HELD_SECONDS`): the
+   seconds of held notes in the first 10 s of each file (what a user sings), for gtsinger-dev's singing clips and
+   for pjs's singing and speech recordings (`--pjs`), and how many of each fall under the threshold. Files that
+   `load_audio` already refuses are counted apart.
 
-Usage: OMP_NUM_THREADS=1 python -m training.evaluate_pitch [--data /work/shared/data/gtsinger-dev] [--voice-part-only]
+Usage: OMP_NUM_THREADS=1 python -m training.evaluate_pitch [--data /work/shared/data/gtsinger-dev]
+    [--pjs /work/shared/data/pjs] [--voice-part-only | --held-notes-only]
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from voicerec.audio import load_audio
+from voicerec.audio import AudioInputError, load_audio
 from voicerec.note_adjust import adjust_to_reference
 from voicerec.pitch import track_pitch
 from voicerec.synth import VOICES, scale_melody, sing
-from voicerec.vocal_range import VOICE_CENTRES, VOICE_TYPES, estimate_range
+from voicerec.vocal_range import MIN_HELD_SECONDS, VOICE_CENTRES, VOICE_TYPES, estimate_range, held_note_seconds
 
 SR = 16000
 FMIN, FMAX = 65.0, 1100.0
@@ -253,17 +258,63 @@ def print_voice_part(data: Path, fmt: dict) -> None:
     print(confusion.to_markdown())
 
 
+def held_notes_table(sets: dict[str, tuple[Path, pd.DataFrame]], seconds: float = 10.0) -> pd.DataFrame:
+    """Held-note seconds in the first `seconds` of each file of each named set (folder, manifest rows)."""
+    rows = []
+    for name, (folder, manifest) in sets.items():
+        held, refused = [], 0
+        for row in tqdm(list(manifest.itertuples()), desc=f"held notes, {name}"):
+            audio, sr = librosa.load(folder / row.path, sr=SR, mono=True, duration=seconds)
+            try:
+                clean = load_audio((sr, audio))
+            except AudioInputError:
+                refused += 1
+                continue
+            held.append(held_note_seconds(track_pitch(clean.samples, SR, voiced=clean.voiced)))
+        held = np.array(held)
+        rows.append(
+            {
+                "recordings": name,
+                "files": len(manifest),
+                "refused by load_audio": refused,
+                "held s, min": held.min(),
+                "10th pct": np.percentile(held, 10),
+                "median": np.median(held),
+                "max": held.max(),
+                f"under {MIN_HELD_SECONDS:g} s (refused)": int((held < MIN_HELD_SECONDS).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def print_held_notes(data: Path, pjs: Path, fmt: dict) -> None:
+    sets = {}
+    gtsinger = pd.read_csv(data / "manifest.csv")
+    sets["gtsinger-dev singing"] = (data, gtsinger[gtsinger["kind"] == "singing"])
+    if (pjs / "manifest.csv").exists():
+        pjs_manifest = pd.read_csv(pjs / "manifest.csv")
+        for kind in ("singing", "speech"):
+            sets[f"pjs {kind}"] = (pjs, pjs_manifest[pjs_manifest["kind"] == kind])
+    print("\n## Held notes in the first 10 s: singing against speech\n")
+    print(held_notes_table(sets).to_markdown(**fmt))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/gtsinger-dev"))
     parser.add_argument("--seeds", type=int, default=1, help="synthetic melodies per voice and condition")
     parser.add_argument("--per-singer", type=int, default=0, help="clips per singer for the pyin check (0: all)")
     parser.add_argument("--seconds", type=float, default=0.0, help="seconds of each clip for the pyin check (0: all)")
+    parser.add_argument("--pjs", type=Path, default=Path("/work/shared/data/pjs"), help="singing and speech")
     parser.add_argument("--voice-part-only", action="store_true", help="only the voice-part evaluation (a minute)")
+    parser.add_argument("--held-notes-only", action="store_true", help="only the held-note evaluation (a minute)")
     args = parser.parse_args()
     fmt = {"floatfmt": ".3f", "index": False}
     if args.voice_part_only:
         print_voice_part(args.data, fmt)
+        return
+    if args.held_notes_only:
+        print_held_notes(args.data, args.pjs, fmt)
         return
     print("## Speed (one thread, 15 s of synthetic singing)\n")
     print(speed_table().to_markdown(**fmt))
@@ -280,6 +331,7 @@ def main() -> None:
     print(f"\n## Agreement with pyin on real singing (gtsinger-dev, {span})\n")
     print(real_agreement_table(args.data, manifest, args.per_singer, args.seconds).to_markdown(**fmt))
     print_voice_part(args.data, fmt)
+    print_held_notes(args.data, args.pjs, fmt)
 
 
 if __name__ == "__main__":
