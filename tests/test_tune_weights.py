@@ -138,6 +138,9 @@ def test_paired_difference_counts_wins_and_brackets_the_mean():
     assert (
         (gain["queries"], gain["better"], gain["singers"]) == (4, 4, 2) and gain["low"] > 0 and gain["singer_low"] > 0
     )
+    # per singer +0.3 and +0.2: sd 0.0707, so (2.8 x 0.0707 / 0.25)^2 = 0.63 -> 1 singer; no gain, no count
+    assert gain["singer_mean"] == pytest.approx(0.25) and gain["singers_needed"] == 1
+    assert tie["singers_needed"] == float("inf")
 
 
 def test_singer_bootstrap_is_wider_when_a_singer_carries_the_gain():

@@ -228,6 +228,10 @@ def paired_difference(ap: np.ndarray, reference: np.ndarray, singers: np.ndarray
     draws = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=10000)  # times each singer drawn
     counts = draws[:, group]
     singer_boot = (counts * diffs).sum(axis=1) / counts.sum(axis=1)
+    per_singer = np.array([diffs[group == k].mean() for k in range(len(names))])
+    spread = per_singer.std(ddof=1) if len(names) > 1 else float("nan")
+    # query singers a paired test needs to show a per-singer gain this size (5 % two-sided, 80 % power)
+    needed = ((1.96 + 0.84) * spread / per_singer.mean()) ** 2 if per_singer.mean() > 0 else float("inf")
     return {
         "mean": float(diffs.mean()),
         "low": float(np.percentile(boot, 2.5)),
@@ -235,6 +239,9 @@ def paired_difference(ap: np.ndarray, reference: np.ndarray, singers: np.ndarray
         "singer_low": float(np.percentile(singer_boot, 2.5)),
         "singer_high": float(np.percentile(singer_boot, 97.5)),
         "singers": len(names),
+        "singer_mean": float(per_singer.mean()),
+        "singer_sd": float(spread),
+        "singers_needed": float(np.ceil(needed)) if np.isfinite(needed) else float("inf"),
         "better": int((diffs > 1e-9).sum()),
         "worse": int((diffs < -1e-9).sum()),
         "queries": len(diffs),
@@ -349,7 +356,13 @@ def main() -> None:
             f"{title} minus {best_single} alone, per-query AP, {scope}: {v['mean']:+.3f} (95 % bootstrap "
             f"interval over queries {v['low']:+.3f} to {v['high']:+.3f}, over {v['singers']} singers "
             f"{v['singer_low']:+.3f} to {v['singer_high']:+.3f}); better on {v['better']}, worse on {v['worse']} of "
-            f"{v['queries']} queries."
+            f"{v['queries']} queries. Per singer {v['singer_mean']:+.3f} ± {v['singer_sd']:.3f} (sd): "
+            + (
+                f"showing a gain that size would take about {v['singers_needed']:.0f} query singers (5 % level, 80 % "
+                "power)."
+                if np.isfinite(v["singers_needed"])
+                else "no gain to show."
+            )  # fmt: skip
             for scope, v in scopes.items()
         ]
     lines += ["", "| query singer (fold) | " + " | ".join([*EMBEDDING_NAMES, "fused, Fisher", "fused, grid"]) + " |",
