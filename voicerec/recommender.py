@@ -91,7 +91,7 @@ class Recommendations:
             }
         )
         reasons = [f"{i.rank:>2}. {i.reason}" for i in self.items]
-        left = {c: f"{{:<{max(len(c), table[c].str.len().max())}}}".format for c in ("song", "voice")}
+        left = {c: f"{{:<{max(len(c), table[c].str.len().max())}}}".format for c in ("song", "voice", "sing in")}
         text = table.to_string(index=False, formatters=left, justify="left")
         lines = [head, *(f"warning: {w}" for w in self.profile.warnings), "", text, ""]
         return "\n".join(lines + reasons)
