@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from voicerec.synth import VOICES, scale_melody, sing
@@ -17,11 +18,16 @@ SAMPLE_RATE = 16000
 CLIPS = {"baritone": 48, "tenor": 52, "soprano": 67}
 
 
+def render(voice: str) -> np.ndarray:
+    """The example clip of `voice` (a key of CLIPS), at SAMPLE_RATE."""
+    seed = list(CLIPS).index(voice)
+    return sing(scale_melody(CLIPS[voice], n_notes=20, seconds=0.5, seed=seed), VOICES[voice], SAMPLE_RATE, seed=seed)
+
+
 def main() -> None:
     out = Path(__file__).resolve().parent
-    for seed, (voice, tonic) in enumerate(CLIPS.items()):
-        audio = sing(scale_melody(tonic, n_notes=20, seconds=0.5, seed=seed), VOICES[voice], SAMPLE_RATE, seed=seed)
-        sf.write(out / f"synthetic_{voice}.flac", audio, SAMPLE_RATE, subtype="PCM_16")
+    for voice in CLIPS:
+        sf.write(out / f"synthetic_{voice}.flac", render(voice), SAMPLE_RATE, subtype="PCM_16")
 
 
 if __name__ == "__main__":

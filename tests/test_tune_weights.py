@@ -112,10 +112,9 @@ def test_fisher_weights_follow_how_well_each_cosine_separates_singers():
     """Sharp singer codes get more weight than noisy ones, an uninformative cosine about none, and the held-out
     singer of a leave-one-out round does not move its own weights."""
     singers = ["P", "Q", "R", "S"]
-    sharp = _fold("A", singers, dict.fromkeys(singers, "timbre"), 0.2, 5)
-    noisy = _fold("A", singers, dict.fromkeys(singers, "expression"), 1.5, 5)
-    fold = sharp
-    fold.cos["expression"] = noisy.cos["expression"]  # same seed: the same clips and labels
+    fold = _fold("A", singers, dict.fromkeys(singers, "timbre"), 0.2, 5)
+    noisy = _fold("A", singers, dict.fromkeys(singers, "expression"), 1.5, 5)  # same seed: same clips and labels
+    fold.cos["expression"] = noisy.cos["expression"]
     w = fisher_weights([fold.all_queries()])
     assert sum(w.values()) == pytest.approx(1.0) and min(w.values()) >= 0
     assert w["timbre"] > w["expression"] > max(w["timbre_note"], w["expression_note"], w["mood"])
