@@ -155,12 +155,10 @@ def pair_cosines(parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
     one singer."""
     cosines, same = [], []
     for fold, rows, candidates in parts:
-        for row in rows:
-            cols = np.flatnonzero(candidates[row])
-            cosines.append(np.stack([fold.cos[n][row, cols] for n in EMBEDDING_NAMES], axis=1))
-            same.append(fold.positives[row, cols])
-    if not cosines:
-        return np.zeros((0, len(EMBEDDING_NAMES))), np.zeros(0, dtype=bool)
+        pairs = np.zeros_like(candidates)
+        pairs[rows] = candidates[rows]
+        cosines.append(np.stack([fold.cos[n][pairs] for n in EMBEDDING_NAMES], axis=1))
+        same.append(fold.positives[pairs])
     return np.concatenate(cosines), np.concatenate(same)
 
 
