@@ -10,7 +10,7 @@ worse than the true latent); a control without jump dropout shows what the guard
 Results are written after each variant, so an interrupted run keeps what it measured (`--resume` skips those).
 
     python training/ablate_tjae.py --config training/configs/tjae.yaml --steps 400 --set train.batch_size=8 \
-        --output /work/runs/tjae/ablation.json
+        --output runs/tjae/ablation.json
 """
 
 from __future__ import annotations

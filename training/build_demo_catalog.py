@@ -1,6 +1,6 @@
 """Build the default catalog shipped in hub/voicerec-catalog: public-domain melodies sung by synthetic voices.
 
-    OMP_NUM_THREADS=1 python -m training.build_demo_catalog --work /work/runs/demo_catalog --num-proc 2
+    OMP_NUM_THREADS=1 python -m training.build_demo_catalog --work runs/demo_catalog --num-proc 2
 
 Melodies come from music21's bundled corpus (pip install music21; used by this script only): the soprano lines
 of J. S. Bach's four-part chorales (the hymn tunes, 16th-18th century) and German folk songs of the Essen
@@ -181,7 +181,7 @@ not which real singer does. Build a catalog of real recordings with `python -m v
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", default="/work/runs/demo_catalog", help="audio, songs.csv and analysis cache")
+    parser.add_argument("--work", default="runs/demo_catalog", help="audio, songs.csv and analysis cache")
     parser.add_argument("--output", default=str(HUB_DIR / "voicerec-catalog"))
     parser.add_argument("--bach", type=int, default=36, help="number of chorale melodies")
     parser.add_argument("--folk", type=int, default=36, help="number of folk-song melodies")

@@ -19,8 +19,8 @@
    for pjs's singing and speech recordings (`--pjs`), and how many of each fall under the threshold. Files that
    `load_audio` already refuses are counted apart.
 
-Usage: OMP_NUM_THREADS=1 python -m training.evaluate_pitch [--data /work/shared/data/gtsinger-dev]
-    [--pjs /work/shared/data/pjs] [--voice-part-only | --held-notes-only]
+Usage: OMP_NUM_THREADS=1 python -m training.evaluate_pitch [--data ../shared/data/gtsinger-dev]
+    [--pjs ../shared/data/pjs] [--voice-part-only | --held-notes-only]
 """
 
 from __future__ import annotations
@@ -301,11 +301,11 @@ def print_held_notes(data: Path, pjs: Path, fmt: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/gtsinger-dev"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/gtsinger-dev"))
     parser.add_argument("--seeds", type=int, default=1, help="synthetic melodies per voice and condition")
     parser.add_argument("--per-singer", type=int, default=0, help="clips per singer for the pyin check (0: all)")
     parser.add_argument("--seconds", type=float, default=0.0, help="seconds of each clip for the pyin check (0: all)")
-    parser.add_argument("--pjs", type=Path, default=Path("/work/shared/data/pjs"), help="singing and speech")
+    parser.add_argument("--pjs", type=Path, default=Path("../shared/data/pjs"), help="singing and speech")
     parser.add_argument("--voice-part-only", action="store_true", help="only the voice-part evaluation (a minute)")
     parser.add_argument("--held-notes-only", action="store_true", help="only the held-note evaluation (a minute)")
     args = parser.parse_args()

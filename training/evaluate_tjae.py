@@ -13,7 +13,7 @@
 4. Pooling: the latent pooled as its mean or as mean and standard deviation, each measured as in 2-3 on the
    training singers (fold B) and on the held-out singers (fold A).
 
-    python training/evaluate_tjae.py --model /work/runs/tjae/shipped --output /work/runs/tjae/evaluation.json
+    python training/evaluate_tjae.py --model runs/tjae/shipped --output runs/tjae/evaluation.json
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from training.train_tjae import is_heldout, load_config, load_data  # noqa: E402
 from voicerec.evaluation import retrieval_metrics  # noqa: E402
 
 SR = 16000
-GTSINGER = "/work/shared/data/gtsinger-dev"
+GTSINGER = "../shared/data/gtsinger-dev"
 LATENT_MODES = {"true latent": None, "latent zeroed": "zero", "latent shuffled in time": "shuffle"}
 
 

@@ -3,8 +3,8 @@
 Nothing in the card's tables is typed by hand: they are rendered from the JSON written by `train_tjae.py`,
 `evaluate_tjae.py` and `ablate_tjae.py`.
 
-    python training/export_tjae.py --model /work/runs/tjae/shipped --evaluation /work/runs/tjae/evaluation.json \
-        --ablation /work/runs/tjae/ablation.json --control /work/runs/tjae/evaluation-nodrop.json
+    python training/export_tjae.py --model runs/tjae/shipped --evaluation runs/tjae/evaluation.json \
+        --ablation runs/tjae/ablation.json --control runs/tjae/evaluation-nodrop.json
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Every voice (the source and each pseudo-singer) also gets one `repitched` copy p
 source's timing sample for sample, so a training item can take the same segment from the source and from a
 copy (see `training/views.py`).
 
-    python -m training.pseudo_singers --config training/configs/sscl_timbre.yaml --out /work/runs/sscl_data
+    python -m training.pseudo_singers --config training/configs/sscl_timbre.yaml --out runs/sscl_data
 
 The output folder (audio + manifest.csv in the gtsinger-dev format, plus `source` and `variant` columns) is
 derived from the training corpora: keep it out of the repository.

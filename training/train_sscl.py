@@ -255,7 +255,7 @@ def train(config: dict, command: str) -> Path:
         config["export"].update(train_minutes=round(elapsed / 60, 2), command=command, parameters=parameters)
         export_model(model, out, config["export"]["card"], card_fields(config))
         (out / "training_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        log_path = Path(config["export"].get("log_dir", "/work/runs/sscl")) / f"{out.name}.jsonl"
+        log_path = Path(config["export"].get("log_dir", "runs/sscl")) / f"{out.name}.jsonl"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text("\n".join(json.dumps(row) for row in log) + "\n")
         accelerator.print(f"{len(log)} steps in {elapsed / 60:.1f} min -> {out} (log {log_path})")

@@ -5,8 +5,8 @@
 #   SSCL_OUT: folder for the exported models (default hub/, i.e. overwrite the shipped ones); logs in SSCL_LOGS.
 set -euo pipefail
 out=${SSCL_OUT:-hub}
-logs=${SSCL_LOGS:-/work/runs/sscl2}
-data=/work/runs/sscl_data # = data.pseudo_sources in the configs
+logs=${SSCL_LOGS:-runs/sscl2}
+data=runs/sscl_data # = data.pseudo_sources in the configs
 mkdir -p "$logs"
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
 if [ ! -f "$data/manifest.csv" ]; then

@@ -5,7 +5,7 @@ command trains on this CPU, on a GPU, or on several machines (`accelerate launch
 Clips listed under `data.heldout` never reach training; `training/evaluate_tjae.py` and
 `training/ablate_tjae.py` measure on them.
 
-    python training/train_tjae.py --config training/configs/tjae.yaml --output-dir /work/runs/tjae
+    python training/train_tjae.py --config training/configs/tjae.yaml --output-dir runs/tjae
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Choose the fusion weights by measurement, cross-fitted so that no reported figure is tuned or trained on its
 own singers: song-disjoint singer retrieval on gtsinger-dev.
 
-    OMP_NUM_THREADS=1 python -m training.tune_weights --data /work/shared/data/gtsinger-dev --out /work/runs/weights \
+    OMP_NUM_THREADS=1 python -m training.tune_weights --data ../shared/data/gtsinger-dev --out runs/weights \
         --fold-a-models timbre=runs/heldA/voicerec-sscl-timbre --fold-b-models timbre=runs/heldB/voicerec-sscl-timbre
 
 gtsinger-dev's ten singers form two folds: A (DE-Tenor-1, EN-Alto-1, ES-Soprano-1, IT-Bass-2, KO-Soprano-1) and
@@ -52,8 +52,8 @@ MODEL_NAMES = ("timbre", "expression", "mood")
 DEFAULT_MODELS = {
     "A": {"timbre": str(HUB_DIR / "voicerec-sscl-timbre"), "expression": str(HUB_DIR / "voicerec-sscl-expression"),
           "mood": str(HUB_DIR / "voicerec-tjae")},
-    "B": {"timbre": "/work/runs/r3/heldB/voicerec-sscl-timbre",
-          "expression": "/work/runs/r3/heldB/voicerec-sscl-expression", "mood": str(HUB_DIR / "voicerec-tjae")},
+    "B": {"timbre": "runs/r3/heldB/voicerec-sscl-timbre",
+          "expression": "runs/r3/heldB/voicerec-sscl-expression", "mood": str(HUB_DIR / "voicerec-tjae")},
 }  # fmt: skip
 """Encoders that never trained on each fold (the shipped SSCL encoders trained on pjs + fold B; the fold B ones, made
 by the same configs with fold B's singers and their WORLD pseudo-singers left out instead, on pjs + fold A).
@@ -252,8 +252,8 @@ def named(w: Weights) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="/work/shared/data/gtsinger-dev")
-    parser.add_argument("--out", default="/work/runs/weights")
+    parser.add_argument("--data", default="../shared/data/gtsinger-dev")
+    parser.add_argument("--out", default="runs/weights")
     parser.add_argument("--steps", type=int, default=4, help="grid resolution: weights in multiples of 1/steps")
     for fold in ("a", "b"):
         parser.add_argument(

@@ -1,4 +1,4 @@
-"""How fast voicerec is on this machine: `python -m voicerec bench` prints markdown tables for the README.
+"""How fast voicerec is on this machine: `python -m voicerec bench` prints markdown tables for docs/benchmarks.md.
 
 - end to end: one 15 s recording through `Recommender.recommend`, with each stage's share (the one-off model and
   catalog loading is reported beside it), and the composed time at 10k and 1M songs;
@@ -299,7 +299,7 @@ def run(
     app: bool = True,
     sources: dict[str, str | None] | None = None,
 ) -> str:
-    """All measurements, as the markdown the README shows. Prints each table as soon as it is measured."""
+    """All measurements, as the markdown docs/benchmarks.md shows. Prints each table as soon as it is measured."""
     sources = {name: resolve(name, (sources or {}).get(name)) for name in ("timbre", "expression", "mood", "catalog")}
     threads = torch.get_num_threads()
     head = (

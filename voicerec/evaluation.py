@@ -453,7 +453,8 @@ def _slug(name: str) -> str:
 def markdown_report(results: dict) -> str:
     """results.json as markdown: the retrieval table and the technique-grouping table."""
     lines = [
-        f"Song-disjoint singer retrieval on `{results['data_dir']}` ({results['clips']} singing clips, "
+        # the folder's name only: a card must not carry the path of the machine that measured it
+        f"Song-disjoint singer retrieval on `{Path(results['data_dir']).name}` ({results['clips']} singing clips, "
         f"{results['queries']} queries, audio: {results['preprocess']}). "
         "`query N s`: queries cut to their first N s, candidates full; `all N s`: every clip cut.",
         "",
