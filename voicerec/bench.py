@@ -1,5 +1,11 @@
 """How fast voicerec is on this machine: `python -m voicerec bench` prints markdown tables for docs/benchmarks.md.
 
+Every time is also given as a ratio to a reference workload timed in the same run, interleaved with what it is
+compared to (this machine's speed moves 2-3x from hour to hour with other users' load): the forward pass of a
+GE2E-sized speaker encoder, `torch.nn.LSTM(40, 256, num_layers=3)` over 18 windows of 160 frames (batch 18),
+which is what such an encoder does with 15 s of audio.
+
+- HTTP round trip: a 15 s recording sent to `python app.py` with gradio_client, p50 over several calls;
 - end to end: one 15 s recording through `Recommender.recommend`, with each stage's share (the one-off model and
   catalog loading is reported beside it), and the composed time at 10k and 1M songs;
 - search: the catalog index (`voicerec.index.VectorIndex`, exact up to 100k vectors, IVF-SQ8 above) against a
@@ -7,7 +13,7 @@
 - pitch: the chosen tracker (`voicerec.pitch.track_pitch`) against librosa's pyin on the same synthetic singing,
   with their error against the known sung notes;
 - embedding throughput (clips/s) and catalog build speed (x real time) with the real encoders;
-- peak memory (RSS) of `python app.py` after it answered a request.
+- peak memory (RSS) of `python app.py` after it answered those requests.
 
 The recordings are synthetic singing (voicerec.synth), so the benchmark runs anywhere; timings are medians.
 """
@@ -63,29 +69,88 @@ def synthetic_singing(seconds: float, voice: str = "baritone", tonic: int = 50, 
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, floatfmt=".4g")
+    """A GitHub markdown table, floats to 4 significant digits (no `tabulate`, which only the dev install has)."""
+
+    def cell(value: object) -> str:
+        return f"{value:.4g}" if isinstance(value, float | np.floating) else str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- reference
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages (/proc/loadavg), as printed beside the figures."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+REFERENCE = "LSTM(40, 256, 3 layers) over 18 x 160 frames"
+
+
+class Reference:
+    """The reference workload: a GE2E-sized LSTM's forward pass over 15 s (18 windows of 160 frames, batch 18).
+
+    `run()` times one pass; `ratio(seconds)` divides by the median of the passes timed so far, so a measurement
+    interleaved with reference passes is compared with the machine as fast as it was at that moment.
+    """
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.lstm = torch.nn.LSTM(40, 256, num_layers=3).eval()
+        self.frames = torch.randn(160, 18, 40)  # (time, batch, mel bands)
+        self.times: list[float] = []
+        self.run()  # warm-up, not kept
+        self.times.clear()
+
+    def run(self) -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            self.lstm(self.frames)
+        self.times.append(time.perf_counter() - start)
+        return self.times[-1]
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.times)
+
+    def ratio(self, seconds: float) -> float:
+        return seconds / self.seconds
 
 
 # ------------------------------------------------------------------------------------------ end to end
 
 
-def end_to_end(seconds: float, repeats: int, sources: dict[str, str]) -> tuple[pd.DataFrame, dict[str, float]]:
+def end_to_end(
+    seconds: float, repeats: int, sources: dict[str, str]
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Each stage of `Recommender.recommend` on one recording (median of `repeats`), in seconds and as a ratio
+    to the reference passes timed between the calls."""
     from .recommender import Recommender
 
     start = time.perf_counter()
     recommender = Recommender.from_pretrained(**sources)
     loading = time.perf_counter() - start
     audio, _ = synthetic_singing(seconds)
+    reference = Reference()
     runs = []
     for _ in range(repeats + 1):  # the first call warms up torch and the caches; it is dropped
+        reference.run()
         runs.append(recommender.recommend((RATE, audio), top=10).timings)
     stages = pd.DataFrame(runs[1:]).median()
     total = float(stages.pop("total"))
-    rows = [{"stage": name, "seconds": float(value), "share": f"{value / total:.0%}"} for name, value in stages.items()]
-    rows.append({"stage": "total per request", "seconds": total, "share": "100%"})
-    rows.append({"stage": "loading models + catalog (once, at start)", "seconds": loading, "share": ""})
-    info = {"total": total, "search": float(stages.get("search", 0.0)), "catalog_rows": len(recommender.catalog)}
+    rows = [{"stage": name, "seconds": float(value), "x reference": reference.ratio(value),
+             "share": f"{value / total:.0%}"} for name, value in stages.items()]  # fmt: skip
+    rows.append({"stage": "total per request (in process)", "seconds": total, "x reference": reference.ratio(total),
+                 "share": "100%"})  # fmt: skip
+    rows.append({"stage": f"reference: {REFERENCE}", "seconds": reference.seconds, "x reference": 1.0, "share": ""})
+    rows.append({"stage": "loading models + catalog (once, at start)", "seconds": loading,
+                 "x reference": reference.ratio(loading), "share": ""})  # fmt: skip
+    info = {"total": total, "catalog_rows": len(recommender.catalog)}
     info["dim"] = recommender.index.dim
+    info["reference"] = reference.seconds
     return pd.DataFrame(rows), info
 
 
@@ -269,24 +334,36 @@ def serve_app(env: dict[str, str], timeout: float = 300.0) -> Iterator[tuple[str
         log.close()
 
 
-def app_peak_memory(sources: dict[str, str], requests: int = 2) -> dict[str, float]:
-    """Peak resident memory (VmHWM) of the app process after it loaded everything and answered requests."""
+def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> pd.DataFrame:
+    """What a singer waits for: a `seconds` recording sent to `python app.py`'s /recommend with gradio_client
+    (upload, queue, analysis, the page's outputs), p50 and max of `requests` calls after one warm-up call, each
+    call preceded by a reference pass; then the app's peak resident memory (VmHWM)."""
     from gradio_client import Client, handle_file
 
     env = {"VOICEREC_TIMBRE_MODEL": sources["timbre"], "VOICEREC_EXPRESSION_MODEL": sources["expression"],
            "VOICEREC_MOOD_MODEL": sources["mood"], "VOICEREC_CATALOG": sources["catalog"],
-           "GRADIO_ANALYTICS_ENABLED": "False"}  # fmt: skip
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    reference = Reference()
     with tempfile.TemporaryDirectory() as tmp, serve_app(env) as (url, proc):
         path = Path(tmp) / "singing.wav"
-        sf.write(path, synthetic_singing(15.0)[0], RATE)
+        sf.write(path, synthetic_singing(seconds)[0], RATE)
         client = Client(url, verbose=False, analytics_enabled=False)
-        start = time.perf_counter()
+        client.predict(handle_file(str(path)), api_name="/recommend")  # warm-up
+        latencies = []
         for _ in range(requests):
+            reference.run()
+            start = time.perf_counter()
             client.predict(handle_file(str(path)), api_name="/recommend")
-        latency = (time.perf_counter() - start) / requests
+            latencies.append(time.perf_counter() - start)
         status = Path(f"/proc/{proc.pid}/status").read_text()
         peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
-    return {"peak RSS MB": peak_kb / 1024, "requests": requests, "seconds/request via HTTP": latency}
+    p50, worst = statistics.median(latencies), max(latencies)
+    return pd.DataFrame([
+        {"measure": f"HTTP round trip p50 ({requests} calls)", "value": p50, "x reference": reference.ratio(p50)},
+        {"measure": "HTTP round trip max", "value": worst, "x reference": reference.ratio(worst)},
+        {"measure": f"reference: {REFERENCE}, s", "value": reference.seconds, "x reference": 1.0},
+        {"measure": "app peak RSS, MB", "value": peak_kb / 1024, "x reference": ""},
+    ])  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------------- main
@@ -298,14 +375,15 @@ def run(
     sizes: tuple[int, ...] = SEARCH_SIZES,
     app: bool = True,
     sources: dict[str, str | None] | None = None,
+    requests: int = 7,
 ) -> str:
     """All measurements, as the markdown docs/benchmarks.md shows. Prints each table as soon as it is measured."""
     sources = {name: resolve(name, (sources or {}).get(name)) for name in ("timbre", "expression", "mood", "catalog")}
     threads = torch.get_num_threads()
     head = (
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads {threads}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average at start "
-        f"{os.getloadavg()[0]:.1f} (other processes share the CPUs), Python {platform.python_version()}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average (1/5/15 min) at start "
+        f"{load_average()} (other processes share the CPUs), Python {platform.python_version()}, "
         f"torch {torch.__version__}. Models: {', '.join(sources[k] for k in ('timbre', 'expression', 'mood'))}; "
         f"catalog: {sources['catalog']}."
     )
@@ -316,15 +394,17 @@ def run(
         print(parts[-1] + "\n", flush=True)
 
     print(head + "\n", flush=True)
+    if app:
+        emit(f"HTTP round trip, one {seconds:.0f} s recording through python app.py (gradio_client, /recommend)",
+             markdown(http_round_trip(sources, seconds, requests)))  # fmt: skip
     stages, e2e = end_to_end(seconds, repeats, sources)
     emit(f"End to end, one {seconds:.0f} s recording, catalog of {e2e['catalog_rows']} songs (median of {repeats})",
          markdown(stages))  # fmt: skip
     search = search_scaling(e2e["dim"], sizes)
     emit(f"Search, {e2e['dim']}-d fused vectors (median of 50 queries, top 200 = the ranking's pool)", markdown(search))
-    analysis = e2e["total"] - e2e["search"]
-    composed = pd.DataFrame(
-        [{"songs": row["songs"], "end to end s": analysis + e2e["search"] + row["index ms/query"] / 1000}
-         for _, row in search.iterrows()]
+    composed = pd.DataFrame(  # the index search at each size on top of the whole request measured above
+        [{"songs": row["songs"], "end to end s": (t := e2e["total"] + row["index ms/query"] / 1000),
+          "x reference": t / e2e["reference"]} for _, row in search.iterrows()]
     )  # fmt: skip
     emit("End to end by catalog size (analysis + ranking measured above + index search at that size)",
          markdown(composed))  # fmt: skip
@@ -340,10 +420,7 @@ def run(
         {"task": f"catalog build ({build['songs']} songs, {build['audio seconds']:.0f} s of audio, one process)",
          "speed": f"{build['x real time']:.1f} x real time"},
     ])))  # fmt: skip
-    if app:
-        memory = app_peak_memory(sources)
-        emit("App process (python app.py, after answering requests)", markdown(pd.DataFrame([memory])))
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    parts.append(f"Peak RSS of the benchmark process itself: {own:.0f} MB.")
+    parts.append(f"Peak RSS of the benchmark process itself: {own:.0f} MB. Load average at the end: {load_average()}.")
     print(parts[-1])
     return "\n\n".join(parts)

@@ -49,17 +49,18 @@ def _embed(args: argparse.Namespace) -> int:
     """One parquet row per readable file: path, the five embeddings, fused; failures on stderr, skipped."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
 
     from .embeddings import EMBEDDING_NAMES, Embedder, fuse
 
     embedder = Embedder.from_pretrained(args.timbre_model, args.expression_model, args.mood_model)
     rows: dict[str, list] = {"path": [], **{name: [] for name in (*EMBEDDING_NAMES, "fused")}}
     failed = 0
-    for path in args.paths:
+    for path in tqdm(args.paths, desc="embedding", unit="file", disable=len(args.paths) < 2):
         try:
             embeddings = embedder.embed(load_audio(path))
         except AudioInputError as exc:
-            print(f"{path}: {exc}", file=sys.stderr)
+            tqdm.write(f"{path}: {exc}", file=sys.stderr)
             failed += 1
             continue
         rows["path"].append(path)
@@ -158,7 +159,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     sizes = tuple(int(float(x)) for x in args.sizes.split(","))
     sources = {"timbre": args.timbre, "expression": args.expression, "mood": args.mood, "catalog": args.catalog}
-    text = run(args.seconds, args.repeats, sizes, not args.no_app, sources)
+    text = run(args.seconds, args.repeats, sizes, not args.no_app, sources, args.requests)
     if args.output:
         Path(args.output).write_text(text + "\n")
     return 0
@@ -227,13 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--push", action="store_true", help="upload with huggingface_hub (token from HF_TOKEN)")
     pub.add_argument("--private", action="store_true", help="create the repos private")
     pub.set_defaults(func=_publish)
-    bench = sub.add_parser("bench", help="time each stage, search at 1k..1M songs, pitch trackers, memory")
+    bench = sub.add_parser("bench", help="time the HTTP round trip, each stage, search at 1k..1M songs, pitch "
+                           "trackers, memory; each also as a ratio to a reference LSTM pass timed in the same run")
     for name in ("timbre", "expression", "mood", "catalog"):
         bench.add_argument(f"--{name}", help=f"{name}: folder or Hub id (default: $VOICEREC_*, then hub/)")
     bench.add_argument("--seconds", type=float, default=15.0, help="length of the test recording")
     bench.add_argument("--repeats", type=int, default=5, help="timed repetitions (medians are reported)")
     bench.add_argument("--sizes", default="1e3,1e4,1e5,1e6", help="catalog sizes for the search benchmark")
-    bench.add_argument("--no-app", action="store_true", help="skip starting app.py for its peak memory")
+    bench.add_argument("--requests", type=int, default=7, help="HTTP calls to app.py (their p50 is reported)")
+    bench.add_argument("--no-app", action="store_true", help="skip the HTTP round trip through app.py")
     bench.add_argument("--output", help="also write the markdown to this file")
     bench.set_defaults(func=_bench)
     load = sub.add_parser("loadtest", help="concurrent gradio_client requests against a running app")
