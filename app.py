@@ -16,12 +16,11 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
-from matplotlib.figure import Figure
 
 from voicerec import MAX_SECONDS, AudioInputError, load_audio
 from voicerec.defaults import ARTEFACTS
 from voicerec.embeddings import DEFAULT_WEIGHTS, EMBEDDING_NAMES
-from voicerec.plots import breakdown_chart, range_keyboard
+from voicerec.plots import breakdown_frame, range_keyboard
 from voicerec.recommender import Recommendations, Recommender
 from voicerec.vocal_range import note_name
 
@@ -30,6 +29,7 @@ logger = logging.getLogger("voicerec.app")
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 MAX_FILE_SIZE = "25mb"  # a minute of 48 kHz stereo WAV is 11 MB; longer input is cut to MAX_SECONDS anyway
 CHART_SONGS = 5
+CHART_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]  # matplotlib's tab10, as the chart had
 MAX_RESULTS = 30
 EMBEDDING_LABELS = {
     "timbre": "Timbre",
@@ -101,11 +101,12 @@ def voice_summary(result: Recommendations) -> str:
     return "\n\n".join(lines)
 
 
-def breakdown(result: Recommendations) -> Figure | None:
+def breakdown(result: Recommendations) -> pd.DataFrame | None:
+    """The top songs' similarities per embedding, as the long table the browser plots."""
     top = result.items[:CHART_SONGS]
     if not top:
         return None
-    return breakdown_chart(
+    return breakdown_frame(
         [f"{item.rank}. {item.title}" for item in top],
         [item.similarities for item in top],
         EMBEDDING_NAMES,
@@ -114,7 +115,8 @@ def breakdown(result: Recommendations) -> Figure | None:
     )
 
 
-def keyboard(result: Recommendations) -> Figure:
+def keyboard(result: Recommendations) -> str:
+    """The singer's range and tessitura on a keyboard, as SVG the browser draws."""
     vr = result.profile.range
     return range_keyboard(vr.low, vr.high, vr.tessitura_low, vr.tessitura_high, vr.median, vr.voice_type)
 
@@ -186,7 +188,7 @@ def build_demo(recommender: Recommender) -> gr.Blocks:
                     gr.Examples([[str(p)] for p in examples], inputs=[recording], label="Or try a synthetic singer")
             with gr.Column(scale=3, min_width=480):
                 summary = gr.Markdown(label="Your voice", elem_id="summary")
-                keys = gr.Plot(label="Your range and tessitura", show_label=False, format="png")
+                keys = gr.HTML(label="Your range and tessitura", elem_id="keyboard")
         table = gr.Dataframe(
             headers=TABLE_COLUMNS,
             label="Songs for your voice",
@@ -202,7 +204,19 @@ def build_demo(recommender: Recommender) -> gr.Blocks:
             "the song, after the key change, sits in your range (1 = fully). **Match**, the order: score and range "
             "fit combined."
         )
-        chart = gr.Plot(label="Similarity per embedding", show_label=False, format="png")
+        chart = gr.ScatterPlot(  # one dot per song and embedding: bars would stack the five cosines
+            x="song",
+            y="similarity",
+            color="embedding",
+            title="Why these songs: how close each one is to your voice, per embedding (score in brackets)",
+            y_title="cosine similarity to your voice",
+            x_title="song (best first)",
+            color_map=dict(zip(EMBEDDING_LABELS.values(), CHART_COLOURS, strict=True)),
+            y_lim=[-0.2, 1.0],
+            tooltip="all",
+            height=360,
+            elem_id="breakdown",
+        )
         with gr.Accordion("Full result (JSON)", open=False):
             details = gr.JSON(label="Recommendations")
         button.click(

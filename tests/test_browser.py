@@ -17,8 +17,9 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import Page, expect, sync_playwright
 
-from app import TABLE_COLUMNS
+from app import CHART_SONGS, TABLE_COLUMNS
 from tests.app_server import model_env, running_app
+from voicerec.embeddings import EMBEDDING_NAMES
 from voicerec.synth import VOICES, scale_melody, sing
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -95,6 +96,23 @@ def submit_and_wait_for_results(page: Page) -> None:
         re.compile(r"as written|semitone"), timeout=TIMEOUT_MS
     )
     expect(results.get_by_test_id("cell-0-0")).to_have_text("1")  # rank of the first data row (cell-row-column)
+    check_figures(page)
+
+
+def check_figures(page: Page) -> None:
+    """The browser drew both figures: the keyboard SVG with shaded keys, and the native plot's points (Vega-Lite
+    draws them as SVG), one per song and embedding, for up to CHART_SONGS songs."""
+    keyboard = page.locator("#keyboard svg.range-keyboard")
+    expect(keyboard.locator('rect[data-part="tessitura"]').first).to_be_visible(timeout=TIMEOUT_MS)
+    assert keyboard.locator('rect[data-part="range"]').count() + keyboard.locator(
+        'rect[data-part="tessitura"]'
+    ).count() >= 2
+    expect(keyboard).to_contain_text("tessitura")
+    points = page.locator("#breakdown svg g.mark-symbol.role-mark path")  # not the legend's symbols
+    expect(points.first).to_be_attached(timeout=TIMEOUT_MS)
+    songs = min(CHART_SONGS, page.locator('#results [role="row"]').count() - 1)
+    expect(points).to_have_count(songs * len(EMBEDDING_NAMES), timeout=TIMEOUT_MS)
+    expect(page.locator("#breakdown")).to_contain_text("Timbre (key-free)")  # the legend names the embeddings
 
 
 def test_record_with_fake_microphone(page, artifacts):
@@ -107,7 +125,7 @@ def test_record_with_fake_microphone(page, artifacts):
     rows = page.locator('#results [role="row"]')
     assert rows.count() >= 2  # the header and at least one song
     expect(page.locator("#summary")).to_contain_text("of singing", timeout=TIMEOUT_MS)
-    page.wait_for_timeout(500)  # let the plots paint before the screenshot
+    page.wait_for_timeout(500)  # let the figures settle before the screenshot
     page.screenshot(path=artifacts / "app-recorded.png", full_page=True)
 
 

@@ -1,38 +1,44 @@
-"""The app's figures draw what they are given: the right keys shaded, bars as long as the similarities."""
+"""The app's figures draw what they are given: the right keys shaded, one point per song and embedding."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import numpy as np
 import pytest
-from matplotlib.colors import to_hex
-from matplotlib.patches import Rectangle
 
-from voicerec.plots import RANGE_COLOUR, TESSITURA_COLOUR, breakdown_chart, keyboard_span, range_keyboard
+from voicerec.plots import RANGE_COLOUR, TESSITURA_COLOUR, breakdown_frame, keyboard_span, range_keyboard
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _key_colours(fig) -> list[str]:
-    ax = fig.axes[0]
-    return [to_hex(p.get_facecolor()) for p in ax.patches if isinstance(p, Rectangle)]
+def _keys(svg: str) -> list[ET.Element]:
+    return [el for el in ET.fromstring(svg).iter(f"{SVG}rect") if el.get("class") == "key"]
 
 
 def test_keyboard_shades_range_and_tessitura_keys():
     # range D3 (50) .. A4 (69): 20 keys; tessitura F#3 (54) .. E4 (64): 11 keys
-    fig = range_keyboard(50, 69, 54, 64, median=58, voice_type="baritone")
-    colours = _key_colours(fig)
+    svg = range_keyboard(50, 69, 54, 64, median=58, voice_type="baritone")
+    keys = _keys(svg)
     first, last = keyboard_span(50, 69)
-    assert len(colours) == last - first + 1  # one patch per key
-    assert colours.count(TESSITURA_COLOUR) == 11
-    assert colours.count(RANGE_COLOUR) == 20 - 11
-    title = fig.axes[0].get_title()
+    assert len(keys) == last - first + 1  # one rectangle per key
+    fills = [k.get("fill") for k in keys]
+    assert fills.count(TESSITURA_COLOUR) == 11
+    assert fills.count(RANGE_COLOUR) == 20 - 11
+    shaded = {k.get("data-note") for k in keys if k.get("data-part") != "none"}
+    assert {"D3", "A4", "F#3", "E4"} <= shaded and "C#3" not in shaded and "A#4" not in shaded
+    root = ET.fromstring(svg)
+    title = root.get("aria-label")
     assert "Baritone" in title and "D3" in title and "A4" in title and "F#3" in title and "E4" in title
+    median = [el for el in root.iter(f"{SVG}path") if el.get("class") == "median"]
+    assert [el.get("data-note") for el in median] == ["A#3"]
 
 
 def test_keyboard_grows_for_extreme_ranges():
     first, last = keyboard_span(30.0, 90.0)
     assert first % 12 == 0 and last % 12 == 11
     assert first <= 28 and last >= 92
-    fig = range_keyboard(30.0, 90.0, 40.0, 80.0)
-    assert len(_key_colours(fig)) == last - first + 1
+    assert len(_keys(range_keyboard(30.0, 90.0, 40.0, 80.0))) == last - first + 1
 
 
 def test_keyboard_rejects_inconsistent_range():
@@ -40,27 +46,22 @@ def test_keyboard_rejects_inconsistent_range():
         range_keyboard(60, 70, 55, 65)
 
 
-def test_breakdown_bars_match_similarities_best_song_on_top():
+def test_breakdown_has_one_row_per_song_and_embedding_best_song_first():
     names = ["timbre", "expression", "timbre_note", "expression_note", "mood"]
     rng = np.random.default_rng(0)
     rows = [dict(zip(names, rng.uniform(-0.2, 1.0, len(names)), strict=True)) for _ in range(3)]
-    fig = breakdown_chart(["first", "second", "third"], rows, names, scores=[0.9, 0.8, 0.7])
-    ax = fig.axes[0]
-    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
-    assert len(bars) == 3 * len(names)
-    # bars are drawn one embedding at a time, songs in order; widths are the similarities
-    widths = np.array([b.get_width() for b in bars]).reshape(len(names), 3).T
+    frame = breakdown_frame(["first", "second", "third"], rows, names, scores=[0.9, 0.8, 0.7],
+                            labels={"timbre_note": "Timbre (key-free)"})  # fmt: skip
+    assert len(frame) == 3 * len(names)
     expected = np.array([[row[n] for n in names] for row in rows])
-    np.testing.assert_allclose(widths, expected)
-    ys = np.array([b.get_y() for b in bars]).reshape(len(names), 3).T.mean(axis=1)
-    assert ys[0] > ys[1] > ys[2]
-    top_label = max(ax.get_yticklabels(), key=lambda t: t.get_position()[1]).get_text()
-    assert top_label.startswith("first") and "0.90" in top_label
-    assert ax.get_xlim()[0] < 0  # negative similarities stay visible
+    np.testing.assert_allclose(frame["similarity"].to_numpy().reshape(3, len(names)), expected)
+    assert list(dict.fromkeys(frame["song"])) == ["first (0.90)", "second (0.80)", "third (0.70)"]
+    assert list(frame["embedding"][: len(names)]) == ["timbre", "expression", "Timbre (key-free)",
+                                                      "expression note", "mood"]  # fmt: skip
 
 
 def test_breakdown_rejects_mismatched_rows():
     with pytest.raises(ValueError):
-        breakdown_chart(["a", "b"], [{"timbre": 0.5}])
+        breakdown_frame(["a", "b"], [{"timbre": 0.5}])
     with pytest.raises(ValueError):
-        breakdown_chart([], [])
+        breakdown_frame([], [])

@@ -1,17 +1,18 @@
-"""Figures for the app: the singer's range on a piano keyboard and the per-embedding score breakdown.
+"""Figures for the app, drawn by the browser: the singer's range on an SVG piano keyboard (shown by `gr.HTML`) and
+the per-embedding similarities as a long table (shown by a Gradio native plot, which Vega-Lite draws client side).
 
-Both return a `matplotlib.figure.Figure` built without pyplot, so they are safe to call from the app's worker
-threads and need no display. Inputs are plain numbers (MIDI notes, similarities) so they are easy to test.
+Why not server-side images: rendering two matplotlib figures to PNG took 0.6 s of each request, half as long as
+the whole analysis. An SVG string and a 25-row table cost well under a millisecond. Inputs are plain numbers
+(MIDI notes, similarities) so the figures are easy to test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from html import escape
 
-import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+import pandas as pd
 
 from .vocal_range import note_name
 
@@ -19,6 +20,8 @@ _BLACK_PITCH_CLASSES = {1, 3, 6, 8, 10}
 RANGE_COLOUR = "#9ecae1"
 TESSITURA_COLOUR = "#3182bd"
 MEDIAN_COLOUR = "#e6550d"
+WHITE_KEY = (18, 80)  # width, height in SVG units; black keys are 0.6 x 0.62 of them, as on a piano
+TOP = 26  # room above the keys for the title and the median marker
 
 
 def keyboard_span(low: float, high: float, margin: int = 2) -> tuple[int, int]:
@@ -41,10 +44,11 @@ def range_keyboard(
     tessitura_high: float,
     median: float | None = None,
     voice_type: str | None = None,
-) -> Figure:
-    """Piano keyboard with the full range (light) and the tessitura (dark) shaded; notes as MIDI numbers.
+) -> str:
+    """An SVG piano keyboard with the full range (light) and the tessitura (dark) shaded; notes as MIDI numbers.
 
-    The tessitura is where the singer spends most time: the keys a song should mostly stay on.
+    The tessitura is where the singer spends most time: the keys a song should mostly stay on. Every key carries
+    `data-note` and `data-part` (range, tessitura or none) and a hover title, so it reads and tests as what it is.
     """
     if not low <= tessitura_low <= tessitura_high <= high:
         raise ValueError(
@@ -53,66 +57,71 @@ def range_keyboard(
         )
     first, last = keyboard_span(low, high)
     base = _white_index(first)
-    fig = Figure(figsize=(9, 2.4), layout="constrained")
-    ax = fig.add_subplot()
+    w, h = WHITE_KEY
 
-    def colour(midi: int, default: str) -> str:
+    def part(midi: int) -> str:
         if tessitura_low - 0.5 <= midi <= tessitura_high + 0.5:
-            return TESSITURA_COLOUR
-        if low - 0.5 <= midi <= high + 0.5:
-            return RANGE_COLOUR
-        return default
+            return "tessitura"
+        return "range" if low - 0.5 <= midi <= high + 0.5 else "none"
 
-    for midi in range(first, last + 1):
-        if midi % 12 in _BLACK_PITCH_CLASSES:
-            continue
-        x = _white_index(midi) - base
-        ax.add_patch(Rectangle((x, 0), 1, 1, facecolor=colour(midi, "white"), edgecolor="#444", lw=0.6))
-        if midi % 12 == 0:
-            ax.text(x + 0.5, 0.06, note_name(midi), ha="center", va="bottom", fontsize=7, color="#333")
-    for midi in range(first, last + 1):
-        if midi % 12 not in _BLACK_PITCH_CLASSES:
-            continue
-        x = _white_index(midi) - base - 0.3  # centred on the boundary between its two white neighbours
-        ax.add_patch(Rectangle((x, 0.38), 0.6, 0.62, facecolor=colour(midi, "#222"), edgecolor="#222", lw=0.6))
-    if median is not None:
-        x = (
-            _white_index(int(round(median)))
-            - base
-            + (0.5 if int(round(median)) % 12 not in _BLACK_PITCH_CLASSES else 0)
+    fills = {"tessitura": TESSITURA_COLOUR, "range": RANGE_COLOUR}
+
+    def key(midi: int, x: float, width: float, height: float, default: str) -> str:
+        p = part(midi)
+        return (
+            f'<rect class="key" data-note="{note_name(midi)}" data-part="{p}" x="{x:g}" y="{TOP}" width="{width:g}" '
+            f'height="{height:g}" fill="{fills.get(p, default)}" stroke="#444" stroke-width="0.6">'
+            f"<title>{note_name(midi)}{'' if p == 'none' else ' · ' + p}</title></rect>"
         )
-        ax.plot([x], [1.08], marker="v", color=MEDIAN_COLOUR, markersize=8, clip_on=False)
-    ax.set_xlim(0, _white_index(last) - base + 1)
-    ax.set_ylim(0, 1.15)
-    ax.set_axis_off()
-    title = (
-        f"Range {note_name(low)}–{note_name(high)} · tessitura {note_name(tessitura_low)}–{note_name(tessitura_high)}"
-    )
+
+    whites = [m for m in range(first, last + 1) if m % 12 not in _BLACK_PITCH_CLASSES]
+    blacks = [m for m in range(first, last + 1) if m % 12 in _BLACK_PITCH_CLASSES]
+    body = [key(m, (_white_index(m) - base) * w, w, h, "white") for m in whites]
+    body += [
+        f'<text x="{(_white_index(m) - base + 0.5) * w:g}" y="{TOP + h - 5}" font-size="8" text-anchor="middle" '
+        f'fill="#333">{note_name(m)}</text>'
+        for m in whites
+        if m % 12 == 0
+    ]
+    body += [key(m, (_white_index(m) - base - 0.3) * w, 0.6 * w, 0.62 * h, "#222") for m in blacks]
+    width = (_white_index(last) - base + 1) * w
+    legend = [f'<tspan fill="{RANGE_COLOUR}">■</tspan> range', f'<tspan fill="{TESSITURA_COLOUR}">■</tspan> tessitura']
+    if median is not None:
+        m = int(round(median))
+        x = (_white_index(m) - base + (0.5 if m % 12 not in _BLACK_PITCH_CLASSES else 0)) * w
+        body.append(
+            f'<path class="median" data-note="{note_name(median)}" d="M{x - 5:g},{TOP - 9} h10 l-5,8 z" '
+            f'fill="{MEDIAN_COLOUR}"><title>median {note_name(median)}</title></path>'
+        )
+        legend.append(f'<tspan fill="{MEDIAN_COLOUR}">▼</tspan> median {note_name(median)}')
+    title = f"Range {note_name(low)}–{note_name(high)} · tessitura {note_name(tessitura_low)}–"
+    title += note_name(tessitura_high)
     if voice_type:
         title = f"{voice_type.capitalize()} · {title}"
-    ax.set_title(title, fontsize=10)
-    handles = [
-        Rectangle((0, 0), 1, 1, facecolor=RANGE_COLOUR, edgecolor="#444", label="range"),
-        Rectangle((0, 0), 1, 1, facecolor=TESSITURA_COLOUR, edgecolor="#444", label="tessitura"),
-    ]
-    if median is not None:
-        handles.append(ax.plot([], [], "v", color=MEDIAN_COLOUR, label=f"median {note_name(median)}")[0])
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    return fig
+    head = (
+        f'<text x="2" y="11" font-size="11" font-weight="600" fill="currentColor">{escape(title)}</text>'
+        f'<text x="{width:g}" y="11" font-size="9" text-anchor="end" fill="currentColor">'
+        f"{'   '.join(legend)}</text>"
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="range-keyboard" role="img" aria-label="{escape(title)}" '
+        f'viewBox="0 0 {width:g} {TOP + h + 1}" width="100%" style="max-width:{2 * width:g}px">'
+        f"{head}{''.join(body)}</svg>"
+    )
 
 
-def breakdown_chart(
+def breakdown_frame(
     songs: Sequence[str],
     similarities: Sequence[Mapping[str, float]],
     names: Sequence[str] | None = None,
     scores: Sequence[float] | None = None,
     labels: Mapping[str, str] | None = None,
-) -> Figure:
-    """Grouped horizontal bars: for each song (best first, at the top) its similarity under each embedding.
+) -> pd.DataFrame:
+    """The per-embedding similarities in long form (song, embedding, similarity), songs best first.
 
-    Shows *why* a song ranks high: which aspect of the voice (timbre, expression, mood...) it matches.
-    `scores` (the fused score of each song), when given, is printed after each song's label; `labels` names the
-    embeddings in the legend (default: the names with spaces).
+    Plotted with the song on x and one colour per embedding, it shows *why* a song ranks high: which aspect of
+    the voice (timbre, expression, mood...) it matches. `scores` (the fused score of each song), when given, is
+    appended to each song's label; `labels` names the embeddings (default: the names with spaces).
     """
     if len(songs) != len(similarities):
         raise ValueError(f"{len(songs)} songs but {len(similarities)} similarity rows.")
@@ -121,30 +130,12 @@ def breakdown_chart(
     if not songs:
         raise ValueError("No songs to chart.")
     names = list(names or similarities[0].keys())
-    values = np.array([[row[name] for name in names] for row in similarities], dtype=float)
-    fig = Figure(figsize=(9, 0.55 * len(songs) * max(1.0, len(names) / 4) + 1.2), layout="constrained")
-    ax = fig.add_subplot()
-    height = 0.8 / len(names)
-    y = np.arange(len(songs))[::-1]  # best song at the top
-    colours = matplotlib.colormaps["tab10"].colors
-    for j, name in enumerate(names):
-        offset = (len(names) - 1) / 2 * height - j * height
-        ax.barh(
-            y + offset,
-            values[:, j],
-            height=height,
-            label=(labels or {}).get(name, name.replace("_", " ")),
-            color=colours[j % 10],
-        )
-    song_labels = [s if len(s) <= 40 else s[:39] + "…" for s in songs]
+    song_labels = [s if len(s) <= 24 else s[:23] + "…" for s in songs]  # the axis gives each ~130 px
     if scores is not None:
-        song_labels = [f"{label}\nscore {score:.2f}" for label, score in zip(song_labels, scores, strict=True)]
-    ax.set_yticks(y, song_labels, fontsize=8)
-    low = min(0.0, float(values.min()))
-    ax.set_xlim(low, 1.0)
-    ax.axvline(0, color="#888", lw=0.6)
-    ax.set_xlabel("cosine similarity to your voice")
-    ax.set_title("Why these songs: how close each one is to your voice, per embedding", fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    ax.grid(axis="x", alpha=0.3)
-    return fig
+        song_labels = [f"{label} ({score:.2f})" for label, score in zip(song_labels, scores, strict=True)]
+    rows = [
+        {"song": label, "embedding": (labels or {}).get(name, name.replace("_", " ")), "similarity": float(row[name])}
+        for label, row in zip(song_labels, similarities, strict=True)
+        for name in names
+    ]
+    return pd.DataFrame(rows, columns=["song", "embedding", "similarity"])
