@@ -20,6 +20,8 @@ import voicerec
 from voicerec.catalog import Catalog, build_catalog, read_metadata
 from voicerec.embeddings import EMBEDDING_NAMES, fuse
 from voicerec.export import export_model
+from voicerec.keys import estimate_key
+from voicerec.pitch import track_pitch
 from voicerec.synth import VOICES, scale_melody, sing
 
 REPO = Path(__file__).resolve().parent.parent
@@ -141,8 +143,51 @@ def test_metadata_errors_are_clear(tmp_path):
     pd.DataFrame([{"title": "x"}]).to_csv(tmp_path / "m.csv", index=False)
     with pytest.raises(ValueError, match="`file` column"):
         read_metadata(tmp_path, tmp_path / "m.csv")
-    pd.DataFrame([{"file": "a.wav", "song_id": "x"}, {"file": "a.wav", "song_id": "x"}]).to_csv(
+    pd.DataFrame([{"file": "a.wav", "song_id": "x"}, {"file": "a.wav", "song_id": "y"}]).to_csv(
         tmp_path / "m.csv", index=False
     )
-    with pytest.raises(ValueError, match="Duplicate song_id"):
+    with pytest.raises(ValueError, match="Duplicate file"):
         read_metadata(tmp_path, tmp_path / "m.csv")
+
+
+def test_takes_sharing_a_song_id_become_one_entry(tiny_encoders, tmp_path):
+    """Two takes of one song (in two keys) and a third song: the takes are one entry whose embeddings are the
+    re-normalised mean of the takes' own, and whose range, tessitura and key come from the pooled pitch track."""
+    melodies = {"take1.wav": scale_melody(52, 10, 0.4, seed=1), "take2.wav": scale_melody(57, 10, 0.4, seed=2),
+                "other.wav": scale_melody(60, 10, 0.4, seed=3)}  # fmt: skip
+    for i, (name, notes) in enumerate(melodies.items()):
+        sf.write(tmp_path / name, sing(notes, VOICES["tenor"], seed=i), 16000)
+    apart = pd.DataFrame({"file": list(melodies), "song_id": ["t1", "t2", "o"], "title": ["Song", "Song", "Other"]})
+    apart.to_csv(tmp_path / "apart.csv", index=False)
+    apart.assign(song_id=["s", "s", "o"]).to_csv(tmp_path / "pooled.csv", index=False)
+    cache = tmp_path / "cache"
+    build_catalog(tmp_path, tmp_path / "apart", tmp_path / "apart.csv", cache=cache, progress=False, **tiny_encoders)
+    report = build_catalog(tmp_path, tmp_path / "pooled", tmp_path / "pooled.csv", cache=cache, progress=False,
+                           **tiny_encoders)  # fmt: skip
+    assert report.rows == 2 and report.cached == 3 and report.computed == 0  # the takes' analyses are reused
+    apart, pooled = Catalog.load(tmp_path / "apart"), Catalog.load(tmp_path / "pooled")
+    assert pooled.data["song_id"] == ["s", "o"] and pooled.data["audio_file"][0] == "take1.wav; take2.wav"
+    assert pooled.data["duration"][0] == pytest.approx(sum(apart.data["duration"][:2]), rel=1e-5)
+    for name in EMBEDDING_NAMES:
+        mean = apart.matrix(name)[:2].mean(axis=0)
+        np.testing.assert_allclose(pooled.matrix(name)[0], mean / np.linalg.norm(mean), atol=1e-5)
+        np.testing.assert_allclose(pooled.matrix(name)[1], apart.matrix(name)[2], atol=1e-6)
+    tracks = [track_pitch(voicerec.load_audio(tmp_path / name).samples, 16000) for name in ("take1.wav", "take2.wav")]
+    pooled_midi = np.concatenate([t.midi[t.voiced] for t in tracks])
+    row = pooled.table().iloc[0]
+    assert row.range_low == pytest.approx(np.percentile(pooled_midi, 5), abs=0.05)
+    assert row.tessitura_high == pytest.approx(np.percentile(pooled_midi, 75), abs=0.05)
+    assert apart.table().range_low[0] < row.range_low < apart.table().range_low[1]  # between the two keys' takes
+    assert row.key == estimate_key(np.concatenate([t.midi for t in tracks]))
+
+
+@pytest.mark.parametrize(("tonic", "mode", "expected"), [(60, "major", "C major"), (62, "major", "D major"),
+                                                         (57, "minor", "A minor")])  # fmt: skip
+def test_key_is_found_from_sung_pitch(tonic, mode, expected):
+    """A melody that outlines its key, sung by a synthetic voice and pitch-tracked: the key finder names it."""
+    steps = [0, 2, 4, 5, 7, 9, 11, 12, 7, 4, 0] if mode == "major" else [0, 2, 3, 5, 7, 8, 11, 12, 7, 3, 0]
+    lengths = [1.0, 0.4, 0.4, 0.4, 0.8, 0.4, 0.4, 1.0, 0.6, 0.6, 1.2]
+    notes = [(float(tonic + s), d) for s, d in zip(steps, lengths, strict=True)]
+    track = track_pitch(sing(notes, VOICES["alto"]), 16000)
+    assert estimate_key(track.midi) == expected
+    assert estimate_key(np.full(10, np.nan)) == ""

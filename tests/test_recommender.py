@@ -12,8 +12,8 @@ import soundfile as sf
 from voicerec.catalog import build_catalog
 from voicerec.cli import main
 from voicerec.embeddings import EMBEDDING_NAMES, normalise_weights
+from voicerec.keys import transpose_key
 from voicerec.pitch import track_pitch
-from voicerec.ranking import transpose_key
 from voicerec.recommender import Recommender
 from voicerec.synth import VOICES, scale_melody, sing
 from voicerec.vocal_range import estimate_range

@@ -2,7 +2,7 @@
 
 Most tests make vowels independently of `voicerec.synth`, the way a vocal tract does: a glottal pulse train
 through a cascade of two-pole resonators, whose formants are exactly known. The last ones check the synthetic
-singers the app's examples and demo catalog are made of.
+singers the app's examples are made of.
 """
 
 from __future__ import annotations

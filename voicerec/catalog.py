@@ -1,6 +1,7 @@
 """The song catalog: a `datasets` dataset in Hub layout (data/*.parquet + README.md card with YAML `configs`).
 
-One row per recording of a song (the demo catalog has each melody sung by several voices). Columns:
+One row per entry: a singer's recording of a song, pooled over its takes (rows of the build's songs.csv that
+share a `song_id`). Columns:
 
 | column | type | meaning |
 |---|---|---|
@@ -8,9 +9,9 @@ One row per recording of a song (the demo catalog has each melody sung by severa
 | title, artist, language | string | what the song is and who wrote or performs it |
 | source, license | string | where the song and the recording come from, and under which terms |
 | voice | string | who sings this recording (a person or a synthetic voice) |
-| audio_file | string | the file the entry was computed from, relative to the build's AUDIO_DIR |
-| key | string | the song's key as written ("G major"), empty if unknown |
-| duration | float32 | length of the recording in seconds |
+| audio_file | string | the file(s) the entry was computed from, relative to the build's AUDIO_DIR ("; " between) |
+| key | string | the song's key as written ("G major"), else as sung (estimated from the pitch track) |
+| duration | float32 | length of the recording(s) in seconds |
 | embedded_seconds | float32 | seconds of singing the embeddings saw (input is capped at 60 s) |
 | range_low, range_high | float32 | lowest / highest sung note (MIDI) |
 | tessitura_low, tessitura_high | float32 | where the melody mostly sits (MIDI) |
@@ -51,13 +52,14 @@ from .audio import AudioInputError, load_audio
 from .defaults import HUB_DIR, HUB_NAMESPACE, cache_dir, resolve
 from .embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights
 from .export import render_card
-from .pitch import track_pitch
+from .keys import estimate_key
+from .pitch import HOP_SECONDS, PitchTrack, track_pitch
 from .vocal_range import estimate_range
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
 TEXT_COLUMNS = ("title", "artist", "language", "source", "license", "voice", "key")
 RANGE_COLUMNS = ("range_low", "range_high", "tessitura_low", "tessitura_high")
-CACHE_VERSION = "2"  # bump when the per-song analysis changes meaning (2: note adjustment reuses the pitch track)
+CACHE_VERSION = "3"  # bump when the per-song analysis changes meaning (3: the pitch track is kept, for pooling takes)
 
 
 def features(dimensions: dict[str, int]) -> datasets.Features:
@@ -157,7 +159,8 @@ def _midi(value: str) -> float | None:
 def read_metadata(audio_dir: str | Path, metadata: str | Path | None = None) -> list[dict]:
     """Rows with `file` (relative to audio_dir), `song_id`, the text columns and the score's range (or None).
 
-    Without a metadata CSV every audio file under audio_dir is an entry titled by its file name.
+    Without a metadata CSV every audio file under audio_dir is an entry titled by its file name. Rows that share
+    a `song_id` are takes of one entry (see `group_takes`).
     """
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
@@ -183,17 +186,26 @@ def read_metadata(audio_dir: str | Path, metadata: str | Path | None = None) -> 
         except ValueError as exc:
             raise ValueError(f"{metadata}, row {i + 2}: {exc}") from exc
         rows.append(row)
-    ids = pd.Series([r["song_id"] for r in rows])
-    if ids.duplicated().any():
-        raise ValueError(f"Duplicate song_id(s) in {metadata}: {', '.join(sorted(set(ids[ids.duplicated()])))}.")
+    files = pd.Series([r["file"] for r in rows])
+    if files.duplicated().any():
+        raise ValueError(f"Duplicate file(s) in {metadata}: {', '.join(sorted(set(files[files.duplicated()])))}.")
     return rows
+
+
+def group_takes(rows: list[dict]) -> dict[str, list[dict]]:
+    """Rows by `song_id`, in order of first appearance: one catalog entry each. The first row of an entry gives
+    its title, artist, voice, key and score range; the others only add their recordings."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["song_id"], []).append(row)
+    return groups
 
 
 # ------------------------------------------------------------------------------------------ per-song work
 
 
 def analyse_song(path: Path, embedder: Embedder, separate: bool = False) -> dict:
-    """Embeddings, pitch-tracked range and duration of one recording (raises AudioInputError if unusable)."""
+    """Embeddings, pitch track (f0, NaN unvoiced) and duration of one recording (AudioInputError if unusable)."""
     if separate:
         from .separation import separate_vocals
 
@@ -202,11 +214,11 @@ def analyse_song(path: Path, embedder: Embedder, separate: bool = False) -> dict
     else:
         audio = load_audio(path)
     track = track_pitch(audio.samples, audio.sampling_rate)
-    sung = estimate_range(track)
+    estimate_range(track)  # refuses a recording with too little singing to give a range
     embeddings = embedder.embed(audio, track)
     return {
         "embeddings": embeddings,
-        "pitch_range": sung.to_dict(),
+        "f0": track.f0.astype(np.float32),
         "duration": float(librosa.get_duration(path=str(path))),
         "embedded_seconds": float(audio.seconds),
     }
@@ -222,9 +234,9 @@ def _cache_key(path: Path, fingerprints: dict, separate: bool) -> str:
 def _save_entry(cache_file: Path, result: dict) -> None:
     """Write aside, then rename: a killed worker never leaves a half-written cache entry."""
     tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-    meta = {k: v for k, v in result.items() if k != "embeddings"}
+    meta = {k: v for k, v in result.items() if k not in ("embeddings", "f0")}
     with tmp.open("wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), **result["embeddings"])
+        np.savez(f, meta=np.array(json.dumps(meta)), f0=result["f0"], **result["embeddings"])
     os.replace(tmp, cache_file)
 
 
@@ -232,7 +244,21 @@ def _load_entry(cache_file: Path) -> dict:
     with np.load(cache_file) as z:
         result = json.loads(str(z["meta"]))
         result["embeddings"] = {name: z[name].astype(np.float32) for name in EMBEDDING_NAMES}
+        result["f0"] = z["f0"]
     return result
+
+
+def pool_takes(results: list[dict]) -> dict:
+    """One analysis from several takes: each embedding averaged and re-normalised, the pitch tracks joined (an
+    unvoiced frame between takes), durations added."""
+    embeddings = {}
+    for name in EMBEDDING_NAMES:
+        mean = np.mean([r["embeddings"][name] for r in results], axis=0)
+        embeddings[name] = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    gap = np.full(1, np.nan, dtype=np.float32)
+    f0 = np.concatenate([part for r in results for part in (r["f0"], gap)][:-1])
+    return {"embeddings": embeddings, "f0": f0, "duration": sum(r["duration"] for r in results),
+            "embedded_seconds": sum(r["embedded_seconds"] for r in results)}  # fmt: skip
 
 
 _WORKER: dict = {}
@@ -292,9 +318,14 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     return i, n
 
 
-def _record(row: dict, result: dict, weights: dict[str, float]) -> dict:
-    sung = result["pitch_range"]
-    rec = {"song_id": row["song_id"], **{c: row[c] or "" for c in TEXT_COLUMNS}, "audio_file": row["file"]}
+def _record(takes: list[dict], result: dict, weights: dict[str, float]) -> dict:
+    """The catalog row of one entry: the first take's metadata, range and key from the (pooled) pitch track."""
+    row = takes[0]
+    track = PitchTrack(np.arange(len(result["f0"])) * HOP_SECONDS, result["f0"], np.isfinite(result["f0"]) * 1.0)
+    sung = estimate_range(track).to_dict()
+    rec = {"song_id": row["song_id"], **{c: row[c] or "" for c in TEXT_COLUMNS}}
+    rec["audio_file"] = "; ".join(take["file"] for take in takes)
+    rec["key"] = rec["key"] or estimate_key(track.midi)
     rec |= {"duration": result["duration"], "embedded_seconds": result["embedded_seconds"]}
     from_score = [row[c] is not None for c in RANGE_COLUMNS]
     estimate = {"range_low": sung["low"], "range_high": sung["high"],
@@ -404,10 +435,11 @@ def build_catalog(
     """
     start = time.perf_counter()
     audio_dir, output = Path(audio_dir), Path(output)
-    rows = read_metadata(audio_dir, metadata)
+    entries = list(group_takes(read_metadata(audio_dir, metadata)).values())
     part = _parse_shard(shard)
     if part is not None:
-        rows = rows[part[0] :: part[1]]
+        entries = entries[part[0] :: part[1]]
+    rows = [row for takes in entries for row in takes]
     if separate:
         from .separation import _model
 
@@ -427,7 +459,7 @@ def build_catalog(
             failed[row["file"]] = "file not found"
             continue
         cache_file = cache_root / f"{_cache_key(path, encoders, separate)}.npz"
-        cache_files[row["song_id"]] = cache_file
+        cache_files[row["file"]] = cache_file
         if not cache_file.exists():
             todo.append((row, path, cache_file))
     cached = len(cache_files) - len(todo)
@@ -452,11 +484,11 @@ def build_catalog(
     for name, error in failed.items():
         print(f"skipped {name}: {error}", file=sys.stderr)
     w = normalise_weights(weights)
-    records = [
-        _record(row, _load_entry(cache_files[row["song_id"]]), w)
-        for row in rows
-        if row["song_id"] in cache_files and cache_files[row["song_id"]].exists()
-    ]
+    records = []
+    for takes in entries:
+        usable = [take for take in takes if take["file"] in cache_files and cache_files[take["file"]].exists()]
+        if usable:
+            records.append(_record(usable, pool_takes([_load_entry(cache_files[t["file"]]) for t in usable]), w))
     meta = {"fused_weights": w, "models": {k: f"{_model_id(sources[k])}@{embedder.fingerprints[k]}" for k in sources},
             "embedding_dims": embedder.dimensions}  # fmt: skip
     card = {"repo_id": f"{HUB_NAMESPACE}/{output.name}", **(card or {})}

@@ -41,7 +41,7 @@ folds, each fold embedded by encoders that never trained on it: each cosine weig
 same-singer from different-singer pairs (the Fisher discriminant with the cosines taken as independent). Fitted
 the same way without each singer, they beat `timbre` alone by +0.027 mAP on that singer's queries, but the 95 %
 interval over singers spans -0.028..+0.076 (docs/fusion.md), so this is a measured default, not a proven gain. Every
-result still shows all five cosines, any request can weight them, and the demo catalog's `fused` vectors weigh
+result still shows all five cosines, any request can weight them, and the default catalog's `fused` vectors weigh
 all five, so the index searches by any request's weights."""
 
 

@@ -19,14 +19,11 @@ import numpy as np
 from .catalog import Catalog
 from .embeddings import EMBEDDING_NAMES, normalise_weights
 from .index import VectorIndex
+from .keys import transpose_key
 from .vocal_range import VocalRange, note_name, range_fit
 
 DEFAULT_RANGE_WEIGHT = 0.3
 MIN_POOL = 200
-
-_PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-_MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
 
 ASPECTS = {
     "timbre": "a voice whose timbre is close to yours",
@@ -59,20 +56,6 @@ class Recommendation:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def transpose_key(key: str, semitones: int) -> str:
-    """'G major' moved by `semitones` ('F major' for -2), spelled the usual way; '' stays ''."""
-    key = key.strip()
-    if not key:
-        return ""
-    tonic, _, mode = key.partition(" ")
-    mode = mode.strip().lower() or "major"
-    if not tonic or tonic[0].upper() not in _PITCH_CLASSES:
-        return key  # not a key we can read: leave it as the catalog wrote it
-    pc = _PITCH_CLASSES[tonic[0].upper()] + tonic[1:].count("#") - tonic[1:].count("b") - tonic[1:].count("-")
-    names = _MINOR_NAMES if mode.startswith("min") else _MAJOR_NAMES
-    return f"{names[(pc + semitones) % 12]} {mode}"
 
 
 def _range_phrase(transpose: int, fit: float, key: str, suggested: str, low: float, high: float) -> str:

@@ -1,6 +1,6 @@
 """A small source-filter singing synthesiser: melodies sung by voices with known pitch and timbre.
 
-Used for the tests (audio with known pitch and voice), the embedded demo catalog and extra training
+Used for the tests (audio with known pitch and voice), the example clips and extra training
 voices. Harmonics of a glottal source pass through vowel formants (a cascade of resonators, as in a vocal tract),
 breath noise through the same formants; a voice is its vocal-tract length (formant scale), spectral tilt,
 breathiness, vibrato and jitter, and each note's level varies a little, as a singer's does.
