@@ -95,7 +95,9 @@ def voice_summary(result: Recommendations) -> str:
     ]
     if result.items:
         top = result.items[0]
-        lines.append(f"Best match: **{top.title}** — {top.reason}")
+        song = f"**{top.title}**" + (f" ({top.artist})" if top.artist else "")
+        sung_by = f", sung here by **{top.voice}**, a voice close to yours" if top.voice else ""
+        lines.append(f"Best match: {song}{sung_by}. {top.reason}")
     else:
         lines.append("No catalog song matched: try another recording or other weights.")
     return "\n\n".join(lines)

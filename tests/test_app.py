@@ -55,6 +55,8 @@ def check_good(result) -> dict:
     assert breakdown is not None and keyboard is not None
     voice = details["profile"]["range"]["voice_type"]
     assert f"Your voice: {voice}" in summary
+    top = items[0]  # whose voice matched, and the key advice for that song
+    assert f"sung here by **{top['voice']}**, a voice close to yours" in summary and top["reason"] in summary
     return details
 
 

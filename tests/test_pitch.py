@@ -210,3 +210,15 @@ def test_held_notes_count_vibrato_but_not_gliding_speech() -> None:
     with pytest.raises(AudioInputError, match="speech"):
         estimate_range(_track(np.concatenate([glide, glide])))
     assert held_note_seconds(_track(notes[:10])) == 0.0 < MIN_HELD_SECONDS  # shorter than one held note
+
+
+def test_tones_are_refused_as_not_a_voice_and_singing_is_not() -> None:
+    """A pure sine and a buzz held at one exact pitch are refused; synthetic singing, even one held note, is not."""
+    t = np.arange(10 * SR) / SR
+    sine = (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+    buzz = (0.3 * ((110.0 * t) % 1.0 - 0.5)).astype(np.float32)  # a sawtooth: rich in overtones, pitch unwavering
+    for tone, message in ((sine, "pure tone"), (buzz, "electronic tone")):
+        with pytest.raises(AudioInputError, match=f"{message}.*not a voice"):
+            estimate_range(track_pitch(tone, SR), tone, SR)
+    for x in (sing([(57.0, 6.0)], VOICES["tenor"], sr=SR), sing(scale_melody(64, 16, 0.5), VOICES["soprano"], sr=SR)):
+        assert estimate_range(track_pitch(x, SR), x, SR).voiced_seconds > 2

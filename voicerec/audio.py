@@ -6,6 +6,7 @@ written for the person who sang (the app shows it as is).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,10 @@ def _read_file(path: Path) -> tuple[np.ndarray, int]:
         )
     except Exception:  # libsndfile refused it: try the slower decoders librosa knows
         try:
-            data, sr = librosa.load(str(path), sr=None, mono=False, duration=_READ_LIMIT_SECONDS)
+            # librosa's fallback notice and audioread's deprecations are not the singer's concern
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", (UserWarning, FutureWarning, DeprecationWarning))
+                data, sr = librosa.load(str(path), sr=None, mono=False, duration=_READ_LIMIT_SECONDS)
         except Exception as exc:
             raise AudioInputError(
                 f"Could not read {path.name} as audio. Use a WAV, FLAC, OGG or MP3 recording."

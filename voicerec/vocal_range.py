@@ -27,7 +27,7 @@ import librosa
 import numpy as np
 
 from voicerec.audio import MODEL_RATE, AudioInputError
-from voicerec.formants import fourth_formant
+from voicerec.formants import fourth_formant, harmonic_share
 from voicerec.pitch import PitchTrack
 
 MIN_PITCHED_SECONDS = 2.0
@@ -36,6 +36,15 @@ HELD_NOTE_SECONDS = 0.15
 HELD_NOTE_SEMITONES = 1.5
 """A held note: at least `HELD_NOTE_SECONDS` of pitch inside this span (vibrato fits; a speaking voice glides
 through its syllables and does not)."""
+MIN_HARMONIC_SHARE = 0.001
+"""A voice's overtones carry at least this share of its harmonic energy (lowest on real singing clips: 0.030 on
+gtsinger-dev's 54, 0.0073 on 73 of mir1k-dev's, 0.52 on 25 of pjs's; a pure sine: 6e-8): below it, the input is a
+pure tone, not a voice."""
+STEADY_CENTS = 10.0
+MAX_STEADY_SHARE = 0.8
+"""No voice holds its pitch within `STEADY_CENTS` of one note for most of a recording (the same real singing
+clips: at most 35 % of the voiced frames; a sine or a sawtooth: all of them): above this share, it is an electronic
+tone."""
 MIN_HELD_SECONDS = 1.5
 """Singing holds notes, speech does not: less time in held notes than this is refused as not singing. Set from
 gtsinger-dev (the first 10 s of each of its 54 singing clips: 2.9 s or more, median 6.2 s) and synthetic speech-like
@@ -141,6 +150,11 @@ def estimate_range(track: PitchTrack, samples: np.ndarray | None = None, sr: int
             f"Only {seconds:.1f} s of clearly pitched singing were found; sing held notes (vowels, not speech) "
             f"for at least {MIN_PITCHED_SECONDS:.0f} s, about 10 s works best."
         )
+    not_voice = 'This sounds like {}, not a voice: sing a melody (words or "la la la") for about 10 s.'
+    if samples is not None and harmonic_share(samples, sr, track) < MIN_HARMONIC_SHARE:
+        raise AudioInputError(not_voice.format("a pure tone (a test tone or a whistle)"))
+    if np.mean(np.abs(midi - np.median(midi)) < STEADY_CENTS / 100) > MAX_STEADY_SHARE:
+        raise AudioInputError(not_voice.format("one unwavering electronic tone"))
     held = held_note_seconds(track)
     if held < MIN_HELD_SECONDS:
         raise AudioInputError(
