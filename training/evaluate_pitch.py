@@ -17,10 +17,12 @@
 5. Held notes, singing against speech (`vocal_range.held_note_seconds`, refused under `MIN_HELD_SECONDS`): the
    seconds of held notes in the first 10 s of each file (what a user sings), for gtsinger-dev's singing clips and
    for pjs's singing and speech recordings (`--pjs`), and how many of each fall under the threshold. Files that
-   `load_audio` already refuses are counted apart.
+   `load_audio` already refuses are counted apart. The same pass reports what the not-a-voice checks see
+   (`vocal_range.MIN_HARMONIC_SHARE`, `MAX_STEADY_SHARE`): the lowest overtone share and the highest steady share
+   of real singing (gtsinger-dev, mir1k-dev with `--mir1k`, pjs), against a sine and a sawtooth.
 
 Usage: OMP_NUM_THREADS=1 python -m training.evaluate_pitch [--data ../shared/data/gtsinger-dev]
-    [--pjs ../shared/data/pjs] [--voice-part-only | --held-notes-only]
+    [--pjs ../shared/data/pjs] [--mir1k ../shared/data/mir1k-dev] [--voice-part-only | --held-notes-only]
 """
 
 from __future__ import annotations
@@ -38,10 +40,18 @@ import pandas as pd
 from tqdm import tqdm
 
 from voicerec.audio import AudioInputError, load_audio
+from voicerec.formants import harmonic_share
 from voicerec.note_adjust import adjust_to_reference
 from voicerec.pitch import track_pitch
 from voicerec.synth import VOICES, scale_melody, sing
-from voicerec.vocal_range import MIN_HELD_SECONDS, VOICE_CENTRES, VOICE_TYPES, estimate_range, held_note_seconds
+from voicerec.vocal_range import (
+    MIN_HELD_SECONDS,
+    VOICE_CENTRES,
+    VOICE_TYPES,
+    estimate_range,
+    held_note_seconds,
+    steady_share,
+)
 
 SR = 16000
 FMIN, FMAX = 65.0, 1100.0
@@ -262,7 +272,7 @@ def held_notes_table(sets: dict[str, tuple[Path, pd.DataFrame]], seconds: float 
     """Held-note seconds in the first `seconds` of each file of each named set (folder, manifest rows)."""
     rows = []
     for name, (folder, manifest) in sets.items():
-        held, refused = [], 0
+        held, harmonic, steady, refused = [], [], [], 0
         for row in tqdm(list(manifest.itertuples()), desc=f"held notes, {name}"):
             audio, sr = librosa.load(folder / row.path, sr=SR, mono=True, duration=seconds)
             try:
@@ -270,7 +280,11 @@ def held_notes_table(sets: dict[str, tuple[Path, pd.DataFrame]], seconds: float 
             except AudioInputError:
                 refused += 1
                 continue
-            held.append(held_note_seconds(track_pitch(clean.samples, SR, voiced=clean.voiced)))
+            track = track_pitch(clean.samples, SR, voiced=clean.voiced)
+            held.append(held_note_seconds(track))
+            if track.voiced.any():  # what the not-a-voice checks see
+                harmonic.append(harmonic_share(clean.samples, SR, track))
+                steady.append(steady_share(track))
         held = np.array(held)
         rows.append(
             {
@@ -282,21 +296,36 @@ def held_notes_table(sets: dict[str, tuple[Path, pd.DataFrame]], seconds: float 
                 "median": np.median(held),
                 "max": held.max(),
                 f"under {MIN_HELD_SECONDS:g} s (refused)": int((held < MIN_HELD_SECONDS).sum()),
+                "overtone share, min": np.nanmin(harmonic),
+                "steady share, max": max(steady),
             }
         )
     return pd.DataFrame(rows)
 
 
-def print_held_notes(data: Path, pjs: Path, fmt: dict) -> None:
+def print_held_notes(data: Path, pjs: Path, mir1k: Path, fmt: dict) -> None:
     sets = {}
     gtsinger = pd.read_csv(data / "manifest.csv")
     sets["gtsinger-dev singing"] = (data, gtsinger[gtsinger["kind"] == "singing"])
+    if (mir1k / "manifest.csv").exists():
+        sets["mir1k-dev singing"] = (mir1k, pd.read_csv(mir1k / "manifest.csv"))
     if (pjs / "manifest.csv").exists():
         pjs_manifest = pd.read_csv(pjs / "manifest.csv")
         for kind in ("singing", "speech"):
             sets[f"pjs {kind}"] = (pjs, pjs_manifest[pjs_manifest["kind"] == kind])
-    print("\n## Held notes in the first 10 s: singing against speech\n")
+    print("\n## Held notes in the first 10 s: singing against speech; what the not-a-voice checks see\n")
     print(held_notes_table(sets).to_markdown(**fmt))
+    t = np.arange(10 * SR) / SR
+    for name, tone in (
+        ("220 Hz sine", 0.3 * np.sin(2 * np.pi * 220 * t)),
+        ("110 Hz sawtooth", 0.3 * ((110 * t) % 1 - 0.5)),
+    ):
+        clean = load_audio((SR, tone.astype(np.float32)))
+        track = track_pitch(clean.samples, SR, voiced=clean.voiced)
+        print(
+            f"\n{name}: overtone share {harmonic_share(clean.samples, SR, track):.2g}, "
+            f"steady share {steady_share(track):.3f}"
+        )
 
 
 def main() -> None:
@@ -306,6 +335,7 @@ def main() -> None:
     parser.add_argument("--per-singer", type=int, default=0, help="clips per singer for the pyin check (0: all)")
     parser.add_argument("--seconds", type=float, default=0.0, help="seconds of each clip for the pyin check (0: all)")
     parser.add_argument("--pjs", type=Path, default=Path("../shared/data/pjs"), help="singing and speech")
+    parser.add_argument("--mir1k", type=Path, default=Path("../shared/data/mir1k-dev"), help="amateur singing")
     parser.add_argument("--voice-part-only", action="store_true", help="only the voice-part evaluation (a minute)")
     parser.add_argument("--held-notes-only", action="store_true", help="only the held-note evaluation (a minute)")
     args = parser.parse_args()
@@ -314,7 +344,7 @@ def main() -> None:
         print_voice_part(args.data, fmt)
         return
     if args.held_notes_only:
-        print_held_notes(args.data, args.pjs, fmt)
+        print_held_notes(args.data, args.pjs, args.mir1k, fmt)
         return
     print("## Speed (one thread, 15 s of synthetic singing)\n")
     print(speed_table().to_markdown(**fmt))
@@ -331,7 +361,7 @@ def main() -> None:
     print(f"\n## Agreement with pyin on real singing (gtsinger-dev, {span})\n")
     print(real_agreement_table(args.data, manifest, args.per_singer, args.seconds).to_markdown(**fmt))
     print_voice_part(args.data, fmt)
-    print_held_notes(args.data, args.pjs, fmt)
+    print_held_notes(args.data, args.pjs, args.mir1k, fmt)
 
 
 if __name__ == "__main__":

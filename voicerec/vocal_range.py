@@ -138,6 +138,12 @@ def held_note_seconds(track: PitchTrack) -> float:
     return float((held & track.voiced).sum() * track.hop_seconds)
 
 
+def steady_share(track: PitchTrack) -> float:
+    """Share of the voiced frames within `STEADY_CENTS` of the median pitch: near 1 only for an electronic tone."""
+    midi = track.midi[track.voiced]
+    return float(np.mean(np.abs(midi - np.median(midi)) < STEADY_CENTS / 100)) if midi.size else 0.0
+
+
 def estimate_range(track: PitchTrack, samples: np.ndarray | None = None, sr: int = MODEL_RATE) -> VocalRange:
     """Range, tessitura and voice type from the voiced frames of `track` (duration-weighted percentiles).
 
@@ -153,7 +159,7 @@ def estimate_range(track: PitchTrack, samples: np.ndarray | None = None, sr: int
     not_voice = 'This sounds like {}, not a voice: sing a melody (words or "la la la") for about 10 s.'
     if samples is not None and harmonic_share(samples, sr, track) < MIN_HARMONIC_SHARE:
         raise AudioInputError(not_voice.format("a pure tone (a test tone or a whistle)"))
-    if np.mean(np.abs(midi - np.median(midi)) < STEADY_CENTS / 100) > MAX_STEADY_SHARE:
+    if steady_share(track) > MAX_STEADY_SHARE:
         raise AudioInputError(not_voice.format("one unwavering electronic tone"))
     held = held_note_seconds(track)
     if held < MIN_HELD_SECONDS:
