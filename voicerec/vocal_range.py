@@ -37,9 +37,9 @@ HELD_NOTE_SEMITONES = 1.5
 """A held note: at least `HELD_NOTE_SECONDS` of pitch inside this span (vibrato fits; a speaking voice glides
 through its syllables and does not)."""
 MIN_HARMONIC_SHARE = 0.001
-"""A voice's overtones carry at least this share of its harmonic energy (lowest on real singing clips: 0.030 on
-gtsinger-dev's 54, 0.0073 on 73 of mir1k-dev's, 0.52 on 25 of pjs's; a pure sine: 6e-8): below it, the input is a
-pure tone, not a voice."""
+"""A voice's overtones carry at least this share of its harmonic energy (lowest on the first 10 s of real singing
+clips: 0.030 on gtsinger-dev's 54, 0.005 on mir1k-dev's 579, 0.34 on pjs's 98; a pure sine: 6e-8): below it, the
+input is a pure tone, not a voice (`python -m training.evaluate_pitch --held-notes-only`)."""
 STEADY_CENTS = 10.0
 MAX_STEADY_SHARE = 0.8
 """No voice holds its pitch within `STEADY_CENTS` of one note for most of a recording (the same real singing
