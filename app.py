@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+import torch
 
 from voicerec import MAX_SECONDS, AudioInputError, load_audio
 from voicerec.defaults import ARTEFACTS
@@ -239,6 +241,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--concurrency", type=int, default=2, help="recordings analysed at once (default 2)")
+    parser.add_argument("--threads", type=int, help="torch threads per recording (default: CPUs / concurrency)")
     parser.add_argument("--queue-size", type=int, default=32, help="waiting requests before new ones are refused")
     return parser.parse_args(argv)
 
@@ -246,6 +249,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = parse_args(argv)
+    # more threads than cores, across the recordings analysed at once, make torch's workers wait on each other
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
     try:
         recommender = Recommender.from_pretrained(
             timbre=args.timbre, expression=args.expression, mood=args.mood, catalog=args.catalog

@@ -234,13 +234,49 @@ class TransformersEmbedder:
         return np.array(rows)
 
 
+class PipelineEmbedder:
+    """One of the app's five embeddings (`voicerec:timbre_note`, ...): each clip goes through `load_audio`, the
+    pitch tracker and `embeddings.Embedder.embed` as a recording in the app does, so the note-adjusted ones are
+    evaluated with the note adjustment the app runs. The five are computed together and kept per clip, so
+    evaluating several of them costs one analysis per clip."""
+
+    _embedder = None
+    _cache: dict[bytes, dict[str, np.ndarray]] = {}
+
+    def __init__(self, name: str) -> None:
+        from .embeddings import EMBEDDING_NAMES
+
+        if name not in EMBEDDING_NAMES:
+            raise ValueError(f"Unknown embedding voicerec:{name}; use one of {', '.join(EMBEDDING_NAMES)}.")
+        self.name = name
+
+    def __call__(self, waves: list[np.ndarray]) -> np.ndarray:
+        from .embeddings import Embedder
+        from .pitch import track_pitch
+
+        if PipelineEmbedder._embedder is None:
+            PipelineEmbedder._embedder = Embedder.from_pretrained()
+        rows = []
+        for w in waves:
+            key = hashlib.sha1(np.ascontiguousarray(w, dtype=np.float32).tobytes()).digest()
+            if key not in self._cache:
+                audio = load_audio((MODEL_RATE, w))
+                track = track_pitch(audio.samples, audio.sampling_rate)
+                self._cache[key] = PipelineEmbedder._embedder.embed(audio, track)
+            rows.append(self._cache[key][self.name])
+        return np.array(rows)
+
+
 def load_embedder(spec: str) -> Embedder:
-    """`random`, `mfcc`, `package.module:name` (a callable embedder), `package.module:factory()` (called with no
+    """`random`, `mfcc`, `voicerec:NAME` (one of the app's five embeddings, see `PipelineEmbedder`),
+    `package.module:name` (a callable embedder), `package.module:factory()` (called with no
     arguments to build one: lets a model load lazily), or a model folder for `TransformersEmbedder`."""
     if spec == "random":
         return RandomEmbedder()
     if spec == "mfcc":
         return MFCCEmbedder()
+    if spec.startswith("voicerec:"):
+        return PipelineEmbedder(spec.removeprefix("voicerec:"))
     if Path(spec).exists():
         return TransformersEmbedder(spec)
     if ":" in spec and not spec.startswith(("/", ".")):

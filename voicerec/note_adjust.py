@@ -7,8 +7,12 @@ vocoder (pyworld): f0 scaled, spectral envelope (CheapTrick) and aperiodicity (D
 
 The f0 WORLD resynthesises is the recording's `PitchTrack` (DIO + StoneMask on the same 10 ms grid, with octave
 jumps folded and unperiodic blips unvoiced), so the pitch tracked for the range is not tracked a second time and
-an octave error is not resynthesised as a wrong note. D4C, the costliest analysis step, runs on every
-`APERIODICITY_STEP`-th frame only (see `_aperiodicity`).
+an octave error is not resynthesised as a wrong note. The shift is on every request's path and was over half of
+the analysis, so WORLD works on a coarser grid than its defaults where the embeddings show no difference: D4C on
+every `APERIODICITY_STEP`-th frame and CheapTrick on every `ENVELOPE_STEP`-th, both interpolated between. The
+synthesis, the largest part, keeps CheapTrick's FFT size: at 256 points instead of 512 the shifted envelope was
+5 dB RMS off the original's (0.85 dB at 512; tests/test_pitch.py allows 1.5). See docs/benchmarks.md for the time
+saved and the agreement with the earlier path.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ FRAME_PERIOD_MS = 1000 * HOP_SECONDS
 UNVOICED_APERIODICITY = 1.0 - 1e-12
 """What D4C gives unvoiced frames (WORLD's 1 - kMySafeGuardMinimum)."""
 MAX_SHIFT = 24.0
-APERIODICITY_STEP = 3
-"""D4C on every third 10 ms frame, interpolated in between. At 16 kHz D4C measures a single band's aperiodicity,
-which changes slowly, and it was the costliest WORLD step (about half of the shift). With this and the track's f0
-reused, a shift took about half the time, and the note embeddings of 8 real gtsinger-dev clips kept a cosine of at
-least 0.9997 to those of the full-rate path; fold-A retrieval with timbre_note / expression_note was unchanged."""
+APERIODICITY_STEP = 6
+"""D4C on every sixth 10 ms frame, interpolated in between: at 16 kHz D4C measures a single band's aperiodicity,
+which changes slowly."""
+ENVELOPE_STEP = 2
+"""CheapTrick on every second 10 ms frame, the log envelope interpolated in between (a vowel's formants move over
+tens of milliseconds)."""
 
 
 def _world_f0(x: np.ndarray, sr: int, track: PitchTrack | None) -> tuple[np.ndarray, np.ndarray]:
@@ -41,26 +46,41 @@ def _world_f0(x: np.ndarray, sr: int, track: PitchTrack | None) -> tuple[np.ndar
     return np.nan_to_num(track.f0[nearest], nan=0.0), times
 
 
+def _every(n: int, step: int) -> np.ndarray:
+    """Frame indices 0, step, 2 step, ... and the last frame."""
+    return np.unique(np.r_[np.arange(0, n, step), n - 1])
+
+
+def _interpolate_rows(rows: np.ndarray, at: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """`rows` known at increasing frame indices `at`, linearly interpolated to the frames `where` (ends held)."""
+    position = np.interp(where, at, np.arange(at.size))
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, at.size - 1)
+    weight = (position - low)[:, None]
+    return (1 - weight) * rows[low] + weight * rows[high]
+
+
+def _envelope(x: np.ndarray, sr: int, f0: np.ndarray, times: np.ndarray, f0_floor: float, fft_size: int) -> np.ndarray:
+    """CheapTrick on every ENVELOPE_STEP-th frame (and the last), the log envelope interpolated between."""
+    picked = _every(len(f0), ENVELOPE_STEP)
+    coarse = pyworld.cheaptrick(x, np.ascontiguousarray(f0[picked]), np.ascontiguousarray(times[picked]), sr,
+                                f0_floor=f0_floor, fft_size=fft_size)  # fmt: skip
+    return np.exp(_interpolate_rows(np.log(coarse), picked, np.arange(len(f0))))
+
+
 def _aperiodicity(x: np.ndarray, sr: int, f0: np.ndarray, times: np.ndarray, fft_size: int) -> np.ndarray:
     """D4C on every APERIODICITY_STEP-th frame (and the last), interpolated between the analysed voiced frames.
 
     Unvoiced frames get D4C's own unvoiced value (fully aperiodic), so the interpolation never blurs a consonant
     into a vowel; voiced frames between two analysed voiced frames are interpolated, the ends held.
     """
-    n = len(f0)
-    picked = np.unique(np.r_[np.arange(0, n, APERIODICITY_STEP), n - 1])
+    picked = _every(len(f0), APERIODICITY_STEP)
     coarse = pyworld.d4c(x, np.ascontiguousarray(f0[picked]), np.ascontiguousarray(times[picked]), sr,
                          fft_size=fft_size)  # fmt: skip
     voiced = f0 > 0
-    analysed = picked[voiced[picked]]
-    aperiodicity = np.full((n, coarse.shape[1]), UNVOICED_APERIODICITY)
-    if analysed.size:
-        rows = coarse[voiced[picked]]
-        position = np.interp(np.flatnonzero(voiced), analysed, np.arange(analysed.size))
-        low = np.floor(position).astype(int)
-        high = np.minimum(low + 1, analysed.size - 1)
-        weight = (position - low)[:, None]
-        aperiodicity[voiced] = (1 - weight) * rows[low] + weight * rows[high]
+    aperiodicity = np.full((len(f0), coarse.shape[1]), UNVOICED_APERIODICITY)
+    if voiced[picked].any():
+        aperiodicity[voiced] = _interpolate_rows(coarse[voiced[picked]], picked[voiced[picked]], np.flatnonzero(voiced))
     return aperiodicity
 
 
@@ -82,7 +102,7 @@ def shift_pitch(samples: np.ndarray, sr: int, semitones: float, track: PitchTrac
     voiced = f0[f0 > 0]
     f0_floor = float(np.clip(0.9 * np.percentile(voiced, 1), 40.0, 200.0)) if voiced.size else 71.0
     fft_size = pyworld.get_cheaptrick_fft_size(sr, f0_floor)
-    envelope = pyworld.cheaptrick(x, f0, times, sr, f0_floor=f0_floor, fft_size=fft_size)
+    envelope = _envelope(x, sr, f0, times, f0_floor, fft_size)
     aperiodicity = _aperiodicity(x, sr, f0, times, fft_size)
     y = pyworld.synthesize(f0 * 2.0 ** (semitones / 12.0), envelope, aperiodicity, sr, FRAME_PERIOD_MS)
     y = np.pad(y, (0, max(0, x.size - y.size)))[: x.size]
