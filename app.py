@@ -260,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"voicerec: could not load the encoders or the catalog: {exc}\nPoint --timbre, --expression, --mood and "
             "--catalog (or VOICEREC_TIMBRE_MODEL, ..., VOICEREC_CATALOG) at model folders or Hub ids."
         ) from exc
+    recommender.warm_up()
     demo = build_demo(recommender)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE)

@@ -128,6 +128,14 @@ class Recommender:
         """Each argument: a folder or Hub id; None -> environment variable -> hub/ folder -> Hub id."""
         return cls(Embedder.from_pretrained(timbre, expression, mood), Catalog.load(catalog))
 
+    def warm_up(self) -> None:
+        """Analyse 6 s of synthetic singing once, at start-up: the one-off costs of a first call (torch's thread
+        pool and kernels, lazily built caches) are then not paid by the first singer."""
+        from .synth import VOICES, scale_melody, sing
+
+        rate = 16000
+        self.recommend((rate, sing(scale_melody(50, n_notes=12, seconds=0.5), VOICES["baritone"], rate)), top=1)
+
     def analyse(self, audio: str | Path | tuple[int, np.ndarray] | VoiceAudio) -> VoiceProfile:
         """Range, voice type and embeddings of a recording (raises AudioInputError for unusable input)."""
         timings: dict[str, float] = {}
