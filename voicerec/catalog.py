@@ -29,6 +29,7 @@ interrupted or repeated build only computes what is missing), runs in worker pro
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -204,15 +205,23 @@ def group_takes(rows: list[dict]) -> dict[str, list[dict]]:
 # ------------------------------------------------------------------------------------------ per-song work
 
 
-def analyse_song(path: Path, embedder: Embedder, separate: bool = False) -> dict:
-    """Embeddings, pitch track (f0, NaN unvoiced) and duration of one recording (AudioInputError if unusable)."""
-    if separate:
-        from .separation import separate_vocals
+def separate_song(path: Path) -> tuple[int, np.ndarray]:
+    """(sampling rate, vocals) of a full mix: its first 180 s through demucs."""
+    from .separation import separate_vocals
 
-        mix, sr = librosa.load(str(path), sr=None, mono=False, duration=180.0)
-        audio = load_audio((sr, separate_vocals(mix.T if mix.ndim == 2 else mix, sr)))
-    else:
-        audio = load_audio(path)
+    mix, sr = librosa.load(str(path), sr=None, mono=False, duration=180.0)
+    return int(sr), separate_vocals(mix.T if mix.ndim == 2 else mix, sr)
+
+
+def analyse_song(
+    path: Path, embedder: Embedder, separate: bool = False, vocals: tuple[int, np.ndarray] | None = None
+) -> dict:
+    """Embeddings, pitch track (f0, NaN unvoiced) and duration of one recording (AudioInputError if unusable).
+
+    `vocals`: the (rate, samples) `separate_song` made of it elsewhere (a separation stage of its own)."""
+    if separate and vocals is None:
+        vocals = separate_song(path)
+    audio = load_audio(vocals if vocals is not None else path)
     track = track_pitch(audio.samples, audio.sampling_rate)
     estimate_range(track)  # refuses a recording with too little singing to give a range
     embeddings = embedder.embed(audio, track)
@@ -231,12 +240,18 @@ def _cache_key(path: Path, fingerprints: dict, separate: bool) -> str:
     return h.hexdigest()[:32]
 
 
-def _save_entry(cache_file: Path, result: dict) -> None:
-    """Write aside, then rename: a killed worker never leaves a half-written cache entry."""
-    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+def encode_entry(result: dict) -> bytes:
+    """One song's analysis as the bytes of its cache file (an .npz), so it can travel from a worker machine."""
     meta = {k: v for k, v in result.items() if k not in ("embeddings", "f0")}
-    with tmp.open("wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), f0=result["f0"], **result["embeddings"])
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta)), f0=result["f0"], **result["embeddings"])
+    return buffer.getvalue()
+
+
+def save_entry(cache_file: Path, entry: bytes) -> None:
+    """Write aside, then rename: a killed build never leaves a half-written cache entry."""
+    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(entry)
     os.replace(tmp, cache_file)
 
 
@@ -261,6 +276,9 @@ def pool_takes(results: list[dict]) -> dict:
             "embedded_seconds": sum(r["embedded_seconds"] for r in results)}  # fmt: skip
 
 
+SONG_ERRORS = (AudioInputError, OSError, ValueError, RuntimeError)
+"""What one unusable song raises: it is reported and skipped, the build goes on."""
+
 _WORKER: dict = {}
 
 
@@ -274,10 +292,42 @@ def _init_worker(sources: dict[str, str]) -> None:
 def _work(path: Path, cache_file: Path, separate: bool) -> str | None:
     """Analyse one song into the cache; the error message if it cannot be used."""
     try:
-        _save_entry(cache_file, analyse_song(path, _WORKER["embedder"], separate))
-    except (AudioInputError, OSError, ValueError, RuntimeError) as exc:
+        save_entry(cache_file, encode_entry(analyse_song(path, _WORKER["embedder"], separate)))
+    except SONG_ERRORS as exc:
         return str(exc) or type(exc).__name__
     return None
+
+
+def _analyse_here(
+    todo: list[tuple[dict, Path, Path]],
+    sources: dict[str, str],
+    embedder: Embedder,
+    separate: bool,
+    num_proc: int | None,
+    progress: bool,
+) -> dict[str, str]:
+    """Analyse the songs into the cache on this machine (in this process, or `num_proc` worker processes);
+    returns file -> error of the songs that could not be used."""
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(todo), desc="analysing songs", unit="song", disable=not progress)
+    if (num_proc or 1) <= 1 or len(todo) <= 1:
+        _WORKER["embedder"] = embedder
+        for row, path, cache_file in todo:
+            error = _work(path, cache_file, separate)
+            if error:
+                failed[row["file"]] = error
+            bar.update()
+    else:
+        ctx = get_context("spawn")  # torch and fork do not mix well
+        with ProcessPoolExecutor(num_proc, mp_context=ctx, initializer=_init_worker, initargs=(sources,)) as pool:
+            futures = {pool.submit(_work, path, cache_file, separate): row for row, path, cache_file in todo}
+            for future in as_completed(futures):
+                error = future.result()
+                if error:
+                    failed[futures[future]["file"]] = error
+                bar.update()
+    bar.close()
+    return failed
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -294,6 +344,8 @@ class BuildReport:
     failed: dict[str, str]
     seconds: float
     audio_seconds: float
+    worker_mb: float = 0.0
+    """peak resident memory of one analysis worker (Ray engine), 0 when not measured"""
 
     @property
     def realtime_factor(self) -> float:
@@ -418,20 +470,23 @@ def build_catalog(
     timbre: str | None = None,
     expression: str | None = None,
     mood: str | None = None,
-    num_proc: int = 1,
+    num_proc: int | None = None,
     shard: str | None = None,
     separate: bool = False,
     cache: str | Path | None = None,
     weights: dict[str, float] | None = None,
     card: dict[str, str] | None = None,
     progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
 ) -> BuildReport:
     """Analyse every song of `metadata` (or every audio file of `audio_dir`) and write the catalog to `output`.
 
     Songs already in the cache (same file content, same encoders) are not recomputed. A full build writes a
     new folder aside and swaps it in; `shard="i/n"` builds every n-th song from the i-th and atomically writes
     only `data/train-<i>-of-<n>.parquet` (and the card) into `output`, so shards can run on several machines
-    and their files be gathered into one folder.
+    and their files be gathered into one folder. `engine="ray"` analyses the songs on a Ray cluster
+    (voicerec.catalog_ray; `address` None starts a local one) with `num_proc` analysis actors (None: per CPU).
     """
     start = time.perf_counter()
     audio_dir, output = Path(audio_dir), Path(output)
@@ -451,6 +506,7 @@ def build_catalog(
     cache_root.mkdir(parents=True, exist_ok=True)
     encoders = {"weights": embedder.fingerprints, "dims": embedder.dimensions}  # both share the keys timbre, ...
     failed: dict[str, str] = {}
+    worker_mb = 0.0
     todo: list[tuple[dict, Path, Path]] = []
     cache_files: dict[str, Path] = {}
     for row in rows:
@@ -463,24 +519,15 @@ def build_catalog(
         if not cache_file.exists():
             todo.append((row, path, cache_file))
     cached = len(cache_files) - len(todo)
-    bar = tqdm(total=len(todo), desc="analysing songs", unit="song", disable=not progress)
-    if num_proc <= 1 or len(todo) <= 1:
-        _WORKER["embedder"] = embedder
-        for row, path, cache_file in todo:
-            error = _work(path, cache_file, separate)
-            if error:
-                failed[row["file"]] = error
-            bar.update()
+    if engine == "ray":
+        from .catalog_ray import analyse_on_ray
+
+        errors, worker_mb = analyse_on_ray(todo, sources, separate, address, num_proc, progress) if todo else ({}, 0)
+        failed |= errors
+    elif engine == "local":
+        failed |= _analyse_here(todo, sources, embedder, separate, num_proc, progress)
     else:
-        ctx = get_context("spawn")  # torch and fork do not mix well
-        with ProcessPoolExecutor(num_proc, mp_context=ctx, initializer=_init_worker, initargs=(sources,)) as pool:
-            futures = {pool.submit(_work, path, cache_file, separate): row for row, path, cache_file in todo}
-            for future in as_completed(futures):
-                error = future.result()
-                if error:
-                    failed[futures[future]["file"]] = error
-                bar.update()
-    bar.close()
+        raise ValueError(f"Unknown engine {engine!r}: use local or ray.")
     for name, error in failed.items():
         print(f"skipped {name}: {error}", file=sys.stderr)
     w = normalise_weights(weights)
@@ -508,4 +555,4 @@ def build_catalog(
         _write_card(output, card, meta)
     audio_seconds = float(sum(r["duration"] for r in records))
     return BuildReport(output, len(records), len(todo) - sum(1 for r, _, _ in todo if r["file"] in failed), cached,
-                       failed, time.perf_counter() - start, audio_seconds)  # fmt: skip
+                       failed, time.perf_counter() - start, audio_seconds, worker_mb)  # fmt: skip

@@ -88,7 +88,7 @@ def _catalog_build(args: argparse.Namespace) -> int:
         report = build_catalog(
             args.audio_dir, args.output, args.metadata, args.timbre_model, args.expression_model, args.mood_model,
             num_proc=args.num_proc, shard=args.shard, separate=args.separate, cache=args.cache_dir,
-            weights=args.weights,
+            weights=args.weights, engine=args.engine, address=args.address,
         )  # fmt: skip
     except (SeparationError, ValueError, FileNotFoundError) as exc:
         print(f"catalog build: {exc}", file=sys.stderr)
@@ -96,6 +96,7 @@ def _catalog_build(args: argparse.Namespace) -> int:
     print(
         f"{report.output}: {report.rows} songs ({report.computed} analysed, {report.cached} from the cache, "
         f"{len(report.failed)} skipped) in {report.seconds:.1f} s, {report.realtime_factor:.1f}x real time"
+        + (f", {report.worker_mb:.0f} MB peak per analysis actor" if report.worker_mb else "")
     )
     return 1 if report.failed else 0
 
@@ -197,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--metadata", help="CSV: file, song_id, title, artist, language, source, license, voice, "
                        "key, range_low, range_high, tessitura_low, tessitura_high (MIDI or note names)")  # fmt: skip
     build.add_argument("--output", required=True, help="catalog folder (replaced atomically when done)")
-    build.add_argument("--num-proc", type=int, default=1, help="worker processes")
+    build.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: this process (or --num-proc processes); ray: a Ray Data pipeline")  # fmt: skip
+    build.add_argument("--address", help="with --engine ray: a running Ray cluster (default: start one here)")
+    build.add_argument("--num-proc", type=int, help="worker processes (default 1; ray: analysis actors, one per CPU)")
     build.add_argument("--shard", help="i/n: build only every n-th song from the i-th (e.g. 0/4)")
     build.add_argument("--separate", action="store_true", help="separate the vocals from full mixes (demucs)")
     build.add_argument("--cache-dir", help="per-song analysis cache (default: $VOICEREC_CACHE or ~/.cache/voicerec)")

@@ -61,7 +61,9 @@ def separate_vocals(samples: np.ndarray, sr: int) -> np.ndarray:
     mix = librosa.resample(mix.T, orig_sr=sr, target_sr=model.samplerate)  # (channels, samples)
     if mix.shape[0] != model.audio_channels:
         mix = np.repeat(mix.mean(axis=0, keepdims=True), model.audio_channels, axis=0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # demucs is the heaviest stage: a GPU when there is one
     with torch.inference_mode():
-        stems = apply_model(model, torch.from_numpy(mix)[None], split=True, overlap=0.25, progress=False)[0]
+        stems = apply_model(model, torch.from_numpy(mix)[None], split=True, overlap=0.25, progress=False,
+                            device=device)[0].cpu()  # fmt: skip
     vocals = stems[model.sources.index("vocals")].mean(dim=0).numpy()
     return librosa.resample(vocals, orig_sr=model.samplerate, target_sr=sr).astype(np.float32)

@@ -1,0 +1,83 @@
+"""The catalog build on Ray (voicerec.catalog_ray) against the single-process build: same catalog, resumable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from voicerec.catalog import Catalog, build_catalog
+from voicerec.embeddings import EMBEDDING_NAMES
+from voicerec.synth import VOICES, scale_melody, sing
+
+ray = pytest.importorskip("ray")
+
+REPO = Path(__file__).resolve().parent.parent
+SONGS = 6
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory) -> Path:
+    """Six 4 s synthetic songs over the voices, one file that is not audio, one missing, and a songs.csv."""
+    folder = tmp_path_factory.mktemp("ray-songs")
+    voices = list(VOICES)
+    rows = []
+    for i in range(SONGS):
+        voice = voices[i % len(voices)]
+        sf.write(folder / f"song{i}.wav", sing(scale_melody(43 + 3 * i, 10, 0.4, seed=i), VOICES[voice], seed=i), 16000)
+        rows.append({"file": f"song{i}.wav", "song_id": f"s{i}", "title": f"Song {i}", "voice": voice})
+    (folder / "broken.wav").write_bytes(b"RIFF....not really a wave file")
+    rows += [{"file": "broken.wav", "song_id": "broken"}, {"file": "gone.wav", "song_id": "gone"}]
+    pd.DataFrame(rows).to_csv(folder / "songs.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    env = {"env_vars": {"PYTHONPATH": str(REPO)}}  # the workers import voicerec from this checkout
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False, runtime_env=env)
+    yield
+    ray.shutdown()
+
+
+def test_ray_build_equals_single_process_build(songs, tiny_encoders, local_ray, tmp_path):
+    build = {"audio_dir": songs, "metadata": songs / "songs.csv", "progress": False, **tiny_encoders}
+    local = build_catalog(output=tmp_path / "local", cache=tmp_path / "cache-local", **build)
+    on_ray = build_catalog(output=tmp_path / "ray", cache=tmp_path / "cache-ray", engine="ray", **build)
+    assert on_ray.computed == local.computed == SONGS and on_ray.rows == SONGS
+    assert on_ray.failed.keys() == local.failed.keys() == {"broken.wav", "gone.wav"}
+    assert on_ray.worker_mb > 0
+    a, b = Catalog.load(tmp_path / "local"), Catalog.load(tmp_path / "ray")
+    pd.testing.assert_frame_equal(a.table(), b.table())
+    for name in (*EMBEDDING_NAMES, "fused"):
+        np.testing.assert_allclose(a.matrix(name), b.matrix(name), atol=1e-5)
+
+
+def test_killed_ray_build_resumes(songs, tiny_encoders, local_ray, tmp_path):
+    """SIGKILL a Ray build's driver part-way through (the command line joining a running Ray with --address)."""
+    out, cache = tmp_path / "catalog", tmp_path / "cache"
+    address = ray.get_runtime_context().gcs_address
+    cmd = [sys.executable, "-m", "voicerec", "catalog", "build", str(songs), "--metadata", str(songs / "songs.csv"),
+           "--output", str(out), "--cache-dir", str(cache), "--engine", "ray", "--address", address, "--num-proc", "1",
+           "--timbre-model", tiny_encoders["timbre"], "--expression-model", tiny_encoders["expression"],
+           "--mood-model", tiny_encoders["mood"]]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not list(cache.glob("*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(cache.glob("*.npz")))
+    assert 1 <= done < SONGS, "the build should have been killed part-way"
+    assert not out.exists()
+    resumed = build_catalog(songs, out, songs / "songs.csv", cache=cache, progress=False, **tiny_encoders)
+    assert resumed.cached == done and resumed.computed == SONGS - done and resumed.rows == SONGS
