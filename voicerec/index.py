@@ -11,8 +11,8 @@ nprobe 16 of 1024, 0.95 at 128 and 0.99 at 256 (~30 ms per query on one busy cor
 scan). Quantisation is not what misses them (IVF1024,Flat found the same), the unvisited lists are.
 
 From `PQ_FROM` vectors (10M) one byte per dimension is too much for one machine's memory (100M songs x 800 B =
-80 GB), so the codes become product-quantised (`IVF<nlist>,PQ<m>x4fs`: m = dim/4 codes of 4 bits); docs/large_catalogs.md
-has the measured recall and the plan past one machine.
+80 GB), so the codes become product-quantised (`IVF<nlist>,PQ<m>x4fs`: m = dim/4 codes of 4 bits);
+docs/large_catalogs.md has the measured recall and the plan past one machine.
 """
 
 from __future__ import annotations
