@@ -9,7 +9,8 @@ which is what such an encoder does with 15 s of audio.
 - end to end: one 15 s recording through `Recommender.recommend`, with each stage's share (the one-off model and
   catalog loading is reported beside it), and the composed time at 10k and 1M songs;
 - search: the catalog index (`voicerec.index.VectorIndex`, exact up to 100k vectors, IVF-SQ8 above) against a
-  plain numpy scan, over 1k..1M synthetic fused vectors of the real dimension, with the index's recall;
+  plain numpy scan, over 1k..1M synthetic fused vectors of the real dimension, with the index's recall; and at 1M
+  the IVF-PQ it switches to from 10M songs, with memory per song and what 100M songs would take;
 - pitch: the chosen tracker (`voicerec.pitch.track_pitch`) against librosa's pyin on the same synthetic singing,
   with their error against the known sung notes;
 - embedding throughput (clips/s) and catalog build speed (x real time) with the real encoders;
@@ -42,7 +43,7 @@ import torch
 
 from .audio import load_audio
 from .defaults import REPO_ROOT, resolve
-from .index import VectorIndex
+from .index import PQ_FROM, VectorIndex, auto_factory
 from .pitch import track_pitch
 from .synth import VOICES, scale_melody, sing
 
@@ -185,42 +186,67 @@ def numpy_topk(vectors: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top])]
 
 
+def _probes(vectors: np.ndarray, queries: int) -> np.ndarray:
+    """Queries near catalog entries (a singer close to some songs' voices)."""
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((queries, vectors.shape[1]), dtype=np.float32) * 0.02
+    return vectors[rng.integers(len(vectors), size=queries)] + noise
+
+
+def _measure(index: VectorIndex, vectors: np.ndarray, probes: np.ndarray, k: int, build: float) -> dict:
+    """Latency of the index and of a numpy scan, and the index's recall: the share of the exact top 10 that is in
+    the index's k-song pool (which the ranking re-scores exactly)."""
+    index.search(probes[0], k)  # warm-up
+    index_times, pools = [], []
+    for q in probes:  # the two methods in separate loops: neither runs in the other's thread wake-up
+        start = time.perf_counter()
+        pools.append(index.search(q, k)[1][0])
+        index_times.append(time.perf_counter() - start)
+    scan_times, recall = [], []
+    for q, pool in zip(probes, pools, strict=True):
+        start = time.perf_counter()
+        exact = numpy_topk(vectors, q, k)
+        scan_times.append(time.perf_counter() - start)
+        recall.append(len(set(pool) & set(exact[:10])) / 10)
+    return {
+        "songs": f"{len(vectors):,}",
+        "index": f"{index.factory}, nprobe {index.nprobe}" if index.nprobe else index.factory,
+        "index ms/query": 1000 * statistics.median(index_times),
+        "recall@10 (exact top 10 in the pool)": float(np.mean(recall)),
+        "numpy scan ms/query": 1000 * statistics.median(scan_times),
+        "index build s": build,
+        "index MB": index_bytes(index) / 1e6,
+    }
+
+
 def search_scaling(dim: int, sizes: tuple[int, ...], queries: int = 50, k: int = 200) -> pd.DataFrame:
-    """Per-query latency of the index and of a numpy scan (argpartition of one matrix-vector product), and the
-    index's recall: the share of the exact top 10 that is in the index's k-song pool (which ranking re-scores)."""
+    """The app's index (`VectorIndex` as it chooses for each size) against a numpy scan, at each catalog size."""
     rows = []
     for n in sizes:
         vectors = clustered_vectors(n, dim, seed=n)
-        rng = np.random.default_rng(1)
-        probes = vectors[rng.integers(n, size=queries)] + rng.standard_normal((queries, dim), dtype=np.float32) * 0.02
         start = time.perf_counter()
         index = VectorIndex(vectors)
-        build = time.perf_counter() - start
-
-        index.search(probes[0], k)  # warm-up
-        index_times, pools = [], []
-        for q in probes:  # the two methods in separate loops: neither runs in the other's thread wake-up
-            start = time.perf_counter()
-            pools.append(index.search(q, k)[1][0])
-            index_times.append(time.perf_counter() - start)
-        scan_times, recall = [], []
-        for q, pool in zip(probes, pools, strict=True):
-            start = time.perf_counter()
-            exact = numpy_topk(vectors, q, k)
-            scan_times.append(time.perf_counter() - start)
-            recall.append(len(set(pool) & set(exact[:10])) / 10)  # ranking re-scores the pool exactly
-        rows.append(
-            {
-                "songs": f"{n:,}",
-                "index": f"{index.factory}, nprobe {index.nprobe}" if index.nprobe else index.factory,
-                "index ms/query": 1000 * statistics.median(index_times),
-                "recall@10 (exact top 10 in the pool)": float(np.mean(recall)),
-                "numpy scan ms/query": 1000 * statistics.median(scan_times),
-                "index build s": build,
-                "index MB": index_bytes(index) / 1e6,
-            }
-        )
+        rows.append(_measure(index, vectors, _probes(vectors, queries), k, time.perf_counter() - start))
         del vectors, index
+    return pd.DataFrame(rows)
+
+
+def product_quantisation(dim: int, n: int, queries: int = 50, k: int = 200) -> pd.DataFrame:
+    """At n songs, today's IVF-SQ8 against the IVF-PQ that VectorIndex uses from PQ_FROM songs, on the same
+    vectors: memory per song (codes + 8-byte id), recall of the pool, latency, and the index for 100M songs."""
+    vectors = clustered_vectors(n, dim, seed=n)
+    probes = _probes(vectors, queries)
+    nlist = int(2 ** round(np.log2(np.sqrt(n))))
+    pq = auto_factory(PQ_FROM, dim).replace(f"IVF{int(2 ** round(np.log2(np.sqrt(PQ_FROM))))},", f"IVF{nlist},")
+    rows = []
+    for factory in (auto_factory(n, dim), pq):
+        start = time.perf_counter()
+        index = VectorIndex(vectors, factory=factory)
+        row = _measure(index, vectors, probes, k, time.perf_counter() - start)
+        per_song = index_bytes(index) / len(index) + 8
+        row |= {"bytes/song": per_song, "100M songs GB": per_song * 1e8 / 1e9}
+        rows.append(row)
+        del index
     return pd.DataFrame(rows)
 
 
@@ -376,6 +402,7 @@ def run(
     app: bool = True,
     sources: dict[str, str | None] | None = None,
     requests: int = 7,
+    pq_size: int = 1_000_000,
 ) -> str:
     """All measurements, as the markdown docs/benchmarks.md shows. Prints each table as soon as it is measured."""
     sources = {name: resolve(name, (sources or {}).get(name)) for name in ("timbre", "expression", "mood", "catalog")}
@@ -402,6 +429,9 @@ def run(
          markdown(stages))  # fmt: skip
     search = search_scaling(e2e["dim"], sizes)
     emit(f"Search, {e2e['dim']}-d fused vectors (median of 50 queries, top 200 = the ranking's pool)", markdown(search))
+    if pq_size:
+        emit(f"Search past a million songs: IVF-SQ8 against IVF-PQ at {pq_size:,} {e2e['dim']}-d vectors (median of "
+             "50 queries, top 200 pool)", markdown(product_quantisation(e2e["dim"], pq_size)))  # fmt: skip
     composed = pd.DataFrame(  # the index search at each size on top of the whole request measured above
         [{"songs": row["songs"], "end to end s": (t := e2e["total"] + row["index ms/query"] / 1000),
           "x reference": t / e2e["reference"]} for _, row in search.iterrows()]

@@ -160,7 +160,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     sizes = tuple(int(float(x)) for x in args.sizes.split(","))
     sources = {"timbre": args.timbre, "expression": args.expression, "mood": args.mood, "catalog": args.catalog}
-    text = run(args.seconds, args.repeats, sizes, not args.no_app, sources, args.requests)
+    text = run(args.seconds, args.repeats, sizes, not args.no_app, sources, args.requests, int(float(args.pq_size)))
     if args.output:
         Path(args.output).write_text(text + "\n")
     return 0
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=15.0, help="length of the test recording")
     bench.add_argument("--repeats", type=int, default=5, help="timed repetitions (medians are reported)")
     bench.add_argument("--sizes", default="1e3,1e4,1e5,1e6", help="catalog sizes for the search benchmark")
+    bench.add_argument("--pq-size", default="1e6", help="songs for the IVF-SQ8 vs IVF-PQ comparison (0: skip)")
     bench.add_argument("--requests", type=int, default=7, help="HTTP calls to app.py (their p50 is reported)")
     bench.add_argument("--no-app", action="store_true", help="skip the HTTP round trip through app.py")
     bench.add_argument("--output", help="also write the markdown to this file")
