@@ -23,7 +23,8 @@ share a `song_id`). Columns:
 The card's YAML also records the weights `fused` was made with and which encoder weights produced the
 embeddings (`voicerec:` block), so a recommender can tell a catalog built with other encoders.
 `build_catalog` writes aside and moves into place, caches each song's analysis (content-addressed, so an
-interrupted or repeated build only computes what is missing), runs in worker processes and in shards.
+interrupted or repeated build only computes what is missing), runs in worker processes and in shards, or on
+Ray (voicerec.catalog_ray).
 """
 
 from __future__ import annotations
