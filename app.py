@@ -216,7 +216,7 @@ def build_demo(recommender: Recommender) -> gr.Blocks:
             y_title="cosine similarity to your voice",
             x_title="song (best first)",
             color_map=dict(zip(EMBEDDING_LABELS.values(), CHART_COLOURS, strict=True)),
-            y_lim=[-0.2, 1.0],
+            y_lim=[None, 1.0],  # negative similarities (mood can be) stay visible
             tooltip="all",
             height=360,
             elem_id="breakdown",
