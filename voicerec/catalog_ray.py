@@ -98,7 +98,10 @@ def analyse_on_ray(
     Joins the Ray already initialised in this process (whose workers must be able to import voicerec), else
     `address` (None: starts a local Ray, stopped at the end). `num_proc` analysis actors (None: one per CPU).
     """
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise ValueError('--engine ray needs Ray: pip install "ray[data]" (or build with --engine local).') from None
 
     started = not ray.is_initialized()
     if started:
