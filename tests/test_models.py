@@ -21,7 +21,10 @@ TINY = {
         voicerec.SSCLConfig(variant="expression", hidden_size=24, attention_channels=8, embedding_size=16)
     ),
     "tjae": lambda: voicerec.TJAEModel(voicerec.TJAEConfig(hidden_size=16, latent_size=8, layer_dilations=[1, 2, 4])),
+    "ge2e": lambda: voicerec.GE2EModel(voicerec.GE2EConfig(hidden_size=16, num_layers=2, embedding_size=8)),
 }
+EXTRACTOR = {"voicerec-ge2e": "feature_extraction_ge2e.GE2EFeatureExtractor"}
+"""The feature extractor each model type ships with (the others: feature_extraction_voicerec)."""
 
 
 @pytest.fixture(scope="module", params=sorted(TINY))
@@ -42,14 +45,16 @@ def _inputs(singing: np.ndarray, folder) -> dict:
 def test_export_layout(exported):
     _, folder = exported
     names = {p.name for p in folder.iterdir()}
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "audio_frontend.py"} <= names
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     config = json.loads((folder / "config.json").read_text())
+    extractor = EXTRACTOR.get(config["model_type"], "feature_extraction_voicerec.VoicerecFeatureExtractor")
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel"}
     for target in config["auto_map"].values():
         assert (folder / f"{target.split('.')[0]}.py").exists()
     pre = json.loads((folder / "preprocessor_config.json").read_text())
-    assert pre["auto_map"]["AutoFeatureExtractor"] == "feature_extraction_voicerec.VoicerecFeatureExtractor"
+    assert pre["auto_map"]["AutoFeatureExtractor"] == extractor
+    assert (folder / f"{extractor.split('.')[0]}.py").exists()
 
 
 def test_model_code_is_self_contained(exported):
@@ -92,8 +97,10 @@ def test_trust_remote_code_in_fresh_process(exported, singing, tmp_path):
     inputs = _inputs(singing, folder)
     with torch.no_grad():
         expected = model(**inputs).embeddings.numpy()
-    np.save(tmp_path / "input_values.npy", inputs["input_values"].numpy())
+    input_name = model.main_input_name
+    np.save(tmp_path / "inputs.npy", inputs[input_name].numpy())
     np.save(tmp_path / "attention_mask.npy", inputs["attention_mask"].numpy())
+    extractor_name = type(AutoFeatureExtractor.from_pretrained(folder)).__name__
     script = textwrap.dedent(
         f"""
         import os, sys
@@ -105,11 +112,11 @@ def test_trust_remote_code_in_fresh_process(exported, singing, tmp_path):
         fe = AutoFeatureExtractor.from_pretrained({str(folder)!r}, trust_remote_code=True)
         assert "voicerec" not in sys.modules, "voicerec was imported"
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        assert type(fe).__name__ == "VoicerecFeatureExtractor"
-        x = torch.from_numpy(np.load({str(tmp_path / "input_values.npy")!r}))
+        assert type(fe).__name__ == {extractor_name!r}
+        x = torch.from_numpy(np.load({str(tmp_path / "inputs.npy")!r}))
         m = torch.from_numpy(np.load({str(tmp_path / "attention_mask.npy")!r}))
         with torch.no_grad():
-            out = model(input_values=x, attention_mask=m).embeddings.numpy()
+            out = model(**{{{input_name!r}: x}}, attention_mask=m).embeddings.numpy()
         np.save({str(tmp_path / "out.npy")!r}, out)
         """
     )

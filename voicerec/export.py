@@ -9,6 +9,8 @@ from string import Template
 
 from transformers import PreTrainedModel
 
+from .models.configuration_ge2e import GE2EConfig
+from .models.feature_extraction_ge2e import GE2EFeatureExtractor
 from .models.feature_extraction_voicerec import VoicerecFeatureExtractor
 
 MODEL_CARDS = Path(__file__).resolve().parent.parent / "model_cards"
@@ -39,7 +41,14 @@ def export_model(
     model.config.register_for_auto_class()
     model.register_for_auto_class("AutoModel")
     model.save_pretrained(out, safe_serialization=True)
-    extractor = VoicerecFeatureExtractor(sampling_rate=model.config.sampling_rate)
+    config = model.config
+    if isinstance(config, GE2EConfig):
+        extractor = GE2EFeatureExtractor(
+            feature_size=config.n_mels, sampling_rate=config.sampling_rate, n_fft=config.n_fft,
+            hop_length=config.hop_length, window_frames=config.window_frames, target_dbfs=config.target_dbfs,
+        )  # fmt: skip
+    else:
+        extractor = VoicerecFeatureExtractor(sampling_rate=config.sampling_rate)
     extractor.register_for_auto_class("AutoFeatureExtractor")
     extractor.save_pretrained(out)
     if card_template is not None:
