@@ -33,7 +33,9 @@ def test_volume_only_raised():
     np.testing.assert_array_equal(fe.raise_volume(loud), loud)
 
 
-@pytest.mark.parametrize(("frames", "expected"), [(100, [0]), (160, [0]), (240, [0, 77]), (300, [0, 77, 154]), (400, [0, 77, 154, 231])])
+@pytest.mark.parametrize(
+    ("frames", "expected"), [(100, [0]), (160, [0]), (240, [0, 77]), (300, [0, 77, 154]), (400, [0, 77, 154, 231])]
+)
 def test_window_starts(frames, expected):
     """Resemblyzer's partial slices at 1.3 windows a second (77 frames apart, last one kept if 75 % covered)."""
     assert window_starts(frames, 160, 77, 0.75) == expected

@@ -141,8 +141,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder holding gtsinger-dev, mir1k-dev, pjs")
     parser.add_argument("--ge2e", required=True, help="GE2E as shipped, converted (training/export_ge2e.py)")
     parser.add_argument("--mood", default="hub/voicerec-tjae")
-    parser.add_argument("--recipes", nargs="+", default=["training/configs/ge2e_timbre.yaml"],
-                        help="configs; each is run for both variants (its `variant` is overridden)")
+    parser.add_argument(
+        "--recipes",
+        nargs="+",
+        default=["training/configs/ge2e_timbre.yaml"],
+        help="configs; each is run for both variants (its `variant` is overridden)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     clips = dev_clips(args.data)
@@ -202,7 +206,8 @@ def fused_per_query(clips: pd.DataFrame, parts: dict[str, np.ndarray], queries: 
             f.rows = rows
             folds.append(f)
     held_out, chosen = leave_one_singer_out(fisher_weights, folds)
-    return {"folds": folds, "sims": held_out, "weights": chosen, "all": fisher_weights([f.all_queries() for f in folds])}
+    every = fisher_weights([f.all_queries() for f in folds])
+    return {"folds": folds, "sims": held_out, "weights": chosen, "all": every}
 
 
 def report(clips: pd.DataFrame, columns: dict[str, np.ndarray], out: Path) -> None:
@@ -229,7 +234,7 @@ def report(clips: pd.DataFrame, columns: dict[str, np.ndarray], out: Path) -> No
             fused = fused_per_query(clips, parts, queries)
             for ds in DATASETS:
                 folds = [f for f in fused["folds"] if f.name.startswith(ds)]
-                ap, hit, singers, sims, labels = [], [], [], [], []
+                ap, hit, singers = [], [], []
                 for f in folds:
                     a, h = f.per_query(fused["sims"][f.name])
                     ap.append(a), hit.append(h), singers.append(f.singers[f.is_query])

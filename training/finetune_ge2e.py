@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -191,8 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     model, log = train(config)
     from training.export_ge2e import export_encoder
 
-    out = export_encoder(model, args.output or config["export"]["out_dir"], config, log,
-                         command=shlex.join(["python", "-m", "training.finetune_ge2e", *(argv or sys.argv[1:])]))  # fmt: skip
+    command = shlex.join(["python", "-m", "training.finetune_ge2e", *(argv or sys.argv[1:])])
+    out = export_encoder(model, args.output or config["export"]["out_dir"], config, log, command)
     print(json.dumps(log[-1]), "->", out)
 
 
