@@ -2,16 +2,19 @@
 
 The dev singers of gtsinger-dev and mir1k-dev are split in two folds (gtsinger-dev by the project's historical
 folds A and B, mir1k-dev alternately by name). For each recipe and fold, the timbre and expression encoders are
-fine-tuned on PJS and the *other* fold's singers, and embed this fold's clips; retrieval (song-disjoint singer
+fine-tuned on PJS and the *other* fold's singers and embed this fold's clips; retrieval (song-disjoint singer
 retrieval, `voicerec.evaluation`) stays within a fold and a dataset, and the queries of both folds are pooled, so
 every dev singer is a query once and no clip is embedded by a model that heard its singer. Clips go through the
-app's path (load, pitch, note adjustment), once, cached under `--out`.
+app's path (load, pitch, note adjustment) once, cached under `--out`; GE2E's LSTM states of every window are
+computed once too (the recipes train only the projection, training/finetune_ge2e.py).
 
-Figures per dataset: top-1, mAP (95 % bootstrap interval over query singers) and EER over the pooled pairs, with
-full clips and with queries cut to their first 10 s. Fusion weights are fitted leave-one-singer-out (Fisher rule,
-training/tune_weights.py) over all query singers of both datasets.
+Per dataset: top-1 and mAP with a 95 % bootstrap interval over query singers, and the EER over the pooled pairs,
+with full clips and with queries cut to their first 10 s. Fusion weights are fitted leave-one-singer-out (Fisher
+rule, training/tune_weights.py) over the query singers of both datasets; an embedding is dropped from a fusion by
+giving it a constant cosine, which the Fisher rule weighs 0.
 
-    OMP_NUM_THREADS=1 python -m training.crossval_ge2e --data ../shared/data --ge2e runs/ge2e --out runs/cv
+    OMP_NUM_THREADS=1 python -m training.crossval_ge2e --data ../shared/data --ge2e runs/ge2e --out runs/cv \\
+        --recipes training/configs/ge2e_timbre.yaml
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import copy
 import hashlib
 import json
+import pickle
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -29,17 +33,20 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from training.finetune_ge2e import MelViews, load_config, make_views, train
-from training.tune_weights import Fold, fisher_weights, leave_one_singer_out, paired_difference
-from voicerec import GE2EFeatureExtractor, load_audio
-from voicerec.embeddings import EMBEDDING_NAMES
-from voicerec.evaluation import MFCCEmbedder, ranking_metrics, retrieval_masks
+from training.finetune_ge2e import clip_states, load_config, states_at, train
+from training.tune_weights import Fold, fisher_weights, leave_one_singer_out
+from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
+from voicerec.audio import AudioInputError
+from voicerec.embeddings import EMBEDDING_NAMES, _load
+from voicerec.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics, retrieval_masks
+from voicerec.models.modeling_ge2e import window_starts
 from voicerec.note_adjust import adjust_to_reference
 from voicerec.pitch import track_pitch
 
 DATASETS = ("gtsinger-dev", "mir1k-dev")
 FOLD_A = {"DE-Tenor-1", "EN-Alto-1", "ES-Soprano-1", "IT-Bass-2", "KO-Soprano-1"}
-QUERY_SECONDS = 10.0
+CUT = 10 * 16000
+"""Queries cut to their first 10 s (the app's typical recording)."""
 
 
 def dev_clips(data: Path) -> pd.DataFrame:
@@ -57,8 +64,12 @@ def dev_clips(data: Path) -> pd.DataFrame:
 
 
 def app_waves(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """The recording as the app sees it, and its note-adjusted copy."""
-    audio = load_audio(path)
+    """The recording as the app sees it, and its note-adjusted copy; empty if the app refuses it (some mir1k-dev
+    clips hold under 3 s of singing)."""
+    try:
+        audio = load_audio(path)
+    except AudioInputError:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
     adjusted, _ = adjust_to_reference(audio.samples, audio.sampling_rate, track_pitch(audio.samples, 16000))
     return audio.samples, np.asarray(adjusted, dtype=np.float32)
 
@@ -68,30 +79,29 @@ def cached_waves(paths: list[str], cache: Path) -> list[tuple[np.ndarray, np.nda
     files = [cache / (hashlib.sha1(p.encode()).hexdigest()[:16] + ".npz") for p in paths]
     todo = [(p, f) for p, f in zip(paths, files, strict=True) if not f.exists()]
     with ProcessPoolExecutor(2) as pool:
-        for (_, f), (plain, note) in tqdm(zip(todo, pool.map(app_waves, [p for p, _ in todo], chunksize=4),
-                                              strict=True), total=len(todo), desc="app path"):  # fmt: skip
+        results = pool.map(app_waves, [p for p, _ in todo], chunksize=4)
+        for (_, f), (plain, note) in tqdm(zip(todo, results, strict=True), total=len(todo), desc="app path"):
             np.savez(f, plain=plain, note=note)
     return [(z["plain"], z["note"]) for z in (np.load(f) for f in files)]
 
 
-@torch.no_grad()
-def embed(model, extractor, waves: list[np.ndarray], chunk: int = 8) -> np.ndarray:
+def inference_states(trunk: GE2EModel, extractor: GE2EFeatureExtractor, wave: np.ndarray) -> np.ndarray:
+    """LSTM states of the windows the model reads on `wave` at inference."""
+    x = extractor.raise_volume(wave)
+    size = trunk.config.window_frames
+    mel = extractor.mel_power(np.concatenate([x, np.zeros(size * extractor.hop_length, np.float32)]))
+    starts = window_starts(1 + x.size // extractor.hop_length, size, trunk.window_step, trunk.config.min_coverage)
+    return states_at(trunk, mel, starts)
+
+
+def embed_states(head: torch.nn.Linear, states: list[np.ndarray], every: int = 1) -> np.ndarray:
+    """Clip embeddings from window states (every `every`-th window: 2 = windows that do not overlap)."""
     out = []
-    for i in range(0, len(waves), chunk):
-        inputs = extractor(waves[i : i + chunk], return_tensors="pt")
-        out.append(model(**inputs).embeddings.float().numpy())
-    x = np.concatenate(out)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def views_of(model_pair, extractor, waves, rows) -> dict[str, np.ndarray]:
-    """Full and 10 s embeddings of the plain and note-adjusted clips `rows`."""
-    plain = [waves[i][0] for i in rows]
-    note = [waves[i][1] for i in rows]
-    cut = int(QUERY_SECONDS * 16000)
-    return {"": embed(model_pair, extractor, plain), "_note": embed(model_pair, extractor, note),
-            "@10": embed(model_pair, extractor, [w[:cut] for w in plain]),
-            "_note@10": embed(model_pair, extractor, [w[:cut] for w in note])}  # fmt: skip
+    with torch.no_grad():
+        for s in states:
+            w = torch.nn.functional.normalize(torch.relu(head(torch.from_numpy(s[::every]))), dim=-1)
+            out.append(torch.nn.functional.normalize(w.sum(0), dim=-1).numpy())
+    return np.stack(out)
 
 
 def singer_interval(values: np.ndarray, singers: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -103,37 +113,96 @@ def singer_interval(values: np.ndarray, singers: np.ndarray, seed: int = 0) -> t
     return float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
 
-def score(clips: pd.DataFrame, full: np.ndarray, queries: np.ndarray | None = None) -> dict:
-    """Within-fold retrieval per dataset, queries pooled over the folds: top-1, mAP with singer intervals, EER."""
+def summarise(ap: np.ndarray, hit: np.ndarray, singer: np.ndarray, scores, labels) -> dict:
+    return {"top1": float(hit.mean()), "top1_ci": singer_interval(hit, singer), "map": float(ap.mean()),
+            "map_ci": singer_interval(ap, singer), "eer": equal_error_rate(np.concatenate(scores),
+            np.concatenate(labels)), "queries": len(ap), "singers": len(set(singer)), "ap": ap, "hit": hit,
+            "singer": singer}  # fmt: skip
+
+
+def fold_sims(clips: pd.DataFrame, name: str, fold: int) -> tuple[np.ndarray, pd.DataFrame]:
+    rows = np.flatnonzero((clips["dataset"] == name) & (clips["fold"] == fold))
+    return rows, clips.iloc[rows]
+
+
+def score(clips: pd.DataFrame, full: np.ndarray, queries: np.ndarray) -> dict:
+    """Within-fold retrieval per dataset, queries pooled over the folds."""
     out = {}
     for name in DATASETS:
-        ap, hit, singer, sims, labels = [], [], [], [], []
+        ap, hit, singer, scores, labels = [], [], [], [], []
         for fold in (0, 1):
-            rows = np.flatnonzero((clips["dataset"] == name) & (clips["fold"] == fold))
-            sub = clips.iloc[rows]
+            rows, sub = fold_sims(clips, name, fold)
             is_query, candidates, positives = retrieval_masks(sub["singer"].to_numpy(), sub["song"].to_numpy())
-            q = full[rows] if queries is None else queries[rows]
-            s = q @ full[rows].T
+            sims = queries[rows] @ full[rows].T
             for r in np.flatnonzero(is_query):
-                m = ranking_metrics(s[r : r + 1], candidates[r : r + 1], positives[r : r + 1])
+                m = ranking_metrics(sims[r : r + 1], candidates[r : r + 1], positives[r : r + 1])
                 if m["queries"]:
                     ap.append(m["map"]), hit.append(m["top1"]), singer.append(sub["singer"].iloc[r])
-                    sims.append(s[r][candidates[r]]), labels.append(positives[r][candidates[r]])
-        ap, hit, singer = np.array(ap), np.array(hit, dtype=float), np.array(singer)
-        from voicerec.evaluation import equal_error_rate
-
-        out[name] = {"top1": hit.mean(), "top1_ci": singer_interval(hit, singer), "map": ap.mean(),
-                     "map_ci": singer_interval(ap, singer), "eer": equal_error_rate(np.concatenate(sims),
-                     np.concatenate(labels)), "queries": len(ap), "singers": len(set(singer)), "ap": ap,
-                     "hit": hit, "singer": singer}  # fmt: skip
+                    scores.append(sims[r][candidates[r]]), labels.append(positives[r][candidates[r]])
+        out[name] = summarise(np.array(ap), np.array(hit, dtype=float), np.array(singer), scores, labels)
     return out
 
 
-def train_fold(recipe: dict, variant: str, views: list[MelViews], exclude: set[str], ge2e: str):
-    config = copy.deepcopy(recipe)
-    config.update(variant=variant, init=ge2e)
-    model, log = train(config, [v for v in views if v.singer not in exclude])
-    return model, log
+def fused_score(clips: pd.DataFrame, parts: dict[str, tuple[np.ndarray, np.ndarray] | None]) -> tuple[dict, dict]:
+    """Fisher fusion of the five slots (each (full, queries) columns, or None to leave it out), weights fitted
+    leave-one-singer-out over both datasets; returns the per-dataset scores and the weights fitted on all."""
+    folds = []
+    for name in DATASETS:
+        for fold in (0, 1):
+            rows, sub = fold_sims(clips, name, fold)
+            f = Fold(f"{name}/{fold}", {n: np.eye(len(rows), 1) for n in EMBEDDING_NAMES},
+                     sub["singer"].to_numpy(), sub["song"].to_numpy())  # fmt: skip
+            f.cos = {n: (parts[n][1][rows] @ parts[n][0][rows].T if parts.get(n) else np.zeros((len(rows),) * 2))
+                     for n in EMBEDDING_NAMES}  # fmt: skip
+            folds.append(f)
+    held_out, _ = leave_one_singer_out(fisher_weights, folds)
+    out = {}
+    for name in DATASETS:
+        ap, hit, singer, scores, labels = [], [], [], [], []
+        for f in (f for f in folds if f.name.startswith(name)):
+            sims = held_out[f.name]
+            for r in np.flatnonzero(f.is_query):
+                m = ranking_metrics(sims[r : r + 1], f.candidates[r : r + 1], f.positives[r : r + 1])
+                if m["queries"]:
+                    ap.append(m["map"]), hit.append(m["top1"]), singer.append(f.singers[r])
+                    scores.append(sims[r][f.candidates[r]]), labels.append(f.positives[r][f.candidates[r]])
+        out[name] = summarise(np.array(ap), np.array(hit, dtype=float), np.array(singer), scores, labels)
+    return out, fisher_weights([f.all_queries() for f in folds])
+
+
+def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> dict:
+    cache = args.out / "states.pkl"
+    if cache.exists():
+        return pickle.loads(cache.read_bytes())
+    dev = [clip_states(trunk, extractor, w[0], s, view_cfg)
+           for w, s in tqdm(list(zip(waves, clips["singer"], strict=True)), desc="states")]  # fmt: skip
+    pjs = args.data / "pjs"
+    m = pd.read_csv(pjs / "manifest.csv")
+    pjs_clips = [clip_states(trunk, extractor, load_audio(pjs / p).samples, "PJS", view_cfg)
+                 for p in tqdm(m.loc[m["kind"] == "singing", "path"], desc="pjs states")]  # fmt: skip
+    extra = {
+        "note": [inference_states(trunk, extractor, w[1]) for w in tqdm(waves, desc="note states")],
+    }
+    for key, source, i in (("plain@10", [c.plain for c in dev], 0), ("note@10", extra["note"], 1)):
+        extra[key] = [inference_states(trunk, extractor, w[i][:CUT]) if len(w[i]) > CUT else full
+                      for w, full in zip(waves, source, strict=True)]  # fmt: skip
+    states = {"dev": dev, "pjs": pjs_clips, **extra}
+    cache.write_bytes(pickle.dumps(states))
+    return states
+
+
+def recipe(spec: str) -> tuple[str, dict]:
+    """`config.yaml[:section.key=value,...]` -> (a name for the tables, the config with those values)."""
+    path, _, overrides = spec.partition(":")
+    config = load_config(path)
+    for item in filter(None, overrides.split(",")):
+        key, value = item.split("=")
+        *parents, leaf = key.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = yaml.safe_load(value)
+    return (Path(path).stem + (f"[{overrides}]" if overrides else "")), config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,114 +210,96 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder holding gtsinger-dev, mir1k-dev, pjs")
     parser.add_argument("--ge2e", required=True, help="GE2E as shipped, converted (training/export_ge2e.py)")
     parser.add_argument("--mood", default="hub/voicerec-tjae")
-    parser.add_argument(
-        "--recipes",
-        nargs="+",
-        default=["training/configs/ge2e_timbre.yaml"],
-        help="configs; each is run for both variants (its `variant` is overridden)",
-    )
+    parser.add_argument("--recipes", nargs="+", default=["training/configs/ge2e_timbre.yaml"],
+                        help="CONFIG[:section.key=value,...]; each is run for both variants")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     clips = dev_clips(args.data)
     waves = cached_waves(clips["path"].tolist(), args.out / "waves")
+    usable = np.array([w[0].size > 0 for w in waves])
+    print(f"{(~usable).sum()} of {len(clips)} clips refused by the app's input checks, left out")
+    clips, waves = clips[usable].reset_index(drop=True), [w for w, ok in zip(waves, usable, strict=True) if ok]
+    recipes = dict(recipe(spec) for spec in args.recipes)
+    first = next(iter(recipes.values()))
     extractor = GE2EFeatureExtractor.from_pretrained(args.ge2e)
-    from voicerec import GE2EModel
-    from voicerec.embeddings import _load
+    trunk = GE2EModel.from_pretrained(args.ge2e).eval()
+    trunk.config.windows_per_second = first.get("windows_per_second", trunk.config.windows_per_second)
+    states = compute_states(args, clips, waves, trunk, extractor, first["views"])
+    plain = [c.plain for c in states["dev"]]
+    views = {"": plain, "_note": states["note"], "@10": states["plain@10"], "_note@10": states["note@10"]}
 
-    columns: dict[str, np.ndarray] = {}
-    every = np.arange(len(clips))
-    ge2e = GE2EModel.from_pretrained(args.ge2e).eval()
-    for suffix, x in views_of(ge2e, extractor, waves, every).items():
-        columns[f"ge2e{suffix}"] = x
+    def columns_of(head: torch.nn.Linear, prefix: str, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return {f"{prefix}{k}": embed_states(head, [v[i] for i in rows] if rows is not None else v)
+                for k, v in views.items()}  # fmt: skip
+
+    columns = columns_of(trunk.linear, "ge2e")
+    columns.update({f"ge2e/2{k}": embed_states(trunk.linear, v, every=2) for k, v in views.items()})
     mood, mood_extractor = _load(args.mood)
-    with torch.no_grad():
-        columns["mood"] = np.concatenate([mood(**mood_extractor([w[0]], return_tensors="pt")).embeddings.numpy()
-                                          for w in tqdm(waves, desc="mood")])  # fmt: skip
     mfcc = MFCCEmbedder()
-    plain = [w[0] for w in waves]
-    mfcc.fit(plain)
-    columns["mfcc"] = mfcc(plain)
-    pjs = args.data / "pjs"
-    pjs_manifest = pd.read_csv(pjs / "manifest.csv")
-    pjs_paths = [str(pjs / p) for p in pjs_manifest[pjs_manifest["kind"] == "singing"]["path"]]
-    view_cfg = load_config(args.recipes[0])["views"]
-    views = [make_views(w[0], s, extractor, view_cfg) for w, s in
-             tqdm(list(zip(waves, clips["singer"], strict=True)), desc="views")]  # fmt: skip
-    views += [make_views(load_audio(p).samples, "PJS", extractor, view_cfg) for p in tqdm(pjs_paths, desc="pjs")]
+    mfcc.fit([w[0] for w in waves])
+    with torch.no_grad():
+        for suffix, cut in (("", None), ("@10", CUT)):
+            moods = [mood(**mood_extractor([w[0][:cut]], return_tensors="pt")).embeddings for w in tqdm(waves)]
+            columns[f"mood{suffix}"] = torch.cat(moods).numpy()
+            columns[f"mfcc{suffix}"] = mfcc([w[0][:cut] for w in waves])
     logs = {}
-    for recipe_path in args.recipes:
-        recipe = load_config(recipe_path)
-        tag = Path(recipe_path).stem
+    for tag, config_of in recipes.items():
         for variant in ("timbre", "expression"):
             for fold in (0, 1):
-                held = set(clips.loc[clips["fold"] == fold, "singer"])
-                model, log = train_fold(recipe, variant, views, held, args.ge2e)
-                logs[f"{tag}/{variant}/{fold}"] = log[-1]
+                config = copy.deepcopy(config_of)
+                config.update(variant=variant, init=args.ge2e)
+                train_clips = [c for c, f in zip(states["dev"], clips["fold"], strict=True) if f != fold]
+                model, log = train(config, train_clips + states["pjs"])
+                logs[f"{tag}/{variant}/{fold}"] = log[-1] | {"last": log[-2]}
                 rows = np.flatnonzero(clips["fold"] == fold)
-                for suffix, x in views_of(model, extractor, waves, rows).items():
-                    columns.setdefault(f"{tag}:{variant}{suffix}", np.zeros((len(clips), x.shape[1]), np.float32))
-                    columns[f"{tag}:{variant}{suffix}"][rows] = x
-        np.savez(args.out / "embeddings.npz", **columns)
+                for key, x in columns_of(model.linear, f"{tag}:{variant}", rows).items():
+                    columns.setdefault(key, np.zeros((len(clips), x.shape[1]), np.float32))[rows] = x
+    np.savez(args.out / "embeddings.npz", **columns)
     (args.out / "train_logs.json").write_text(json.dumps(logs, indent=1))
-    clips.to_csv(args.out / "clips.csv", index=False)
-    report(clips, columns, args.out)
+    report(clips, columns, list(recipes), args.out)
 
 
-def fused_per_query(clips: pd.DataFrame, parts: dict[str, np.ndarray], queries: dict[str, np.ndarray]) -> dict:
-    """Fisher-weighted fusion, weights fitted leave-one-singer-out over both datasets' query singers."""
-    folds = []
-    for name in DATASETS:
-        for fold in (0, 1):
-            rows = np.flatnonzero((clips["dataset"] == name) & (clips["fold"] == fold))
-            f = Fold(f"{name}/{fold}", {n: parts[n][rows] for n in EMBEDDING_NAMES},
-                     clips["singer"].to_numpy()[rows], clips["song"].to_numpy()[rows])  # fmt: skip
-            f.cos = {n: queries[n][rows] @ parts[n][rows].T for n in EMBEDDING_NAMES}
-            f.rows = rows
-            folds.append(f)
-    held_out, chosen = leave_one_singer_out(fisher_weights, folds)
-    every = fisher_weights([f.all_queries() for f in folds])
-    return {"folds": folds, "sims": held_out, "weights": chosen, "all": every}
+def _row(label: str, result: dict) -> dict:
+    row = {"embedding": label}
+    for name, m in result.items():
+        short = name.split("-")[0]
+        row[f"{short} top-1"] = f"{m['top1']:.3f} [{m['top1_ci'][0]:.2f}, {m['top1_ci'][1]:.2f}]"
+        row[f"{short} mAP"] = f"{m['map']:.3f} [{m['map_ci'][0]:.2f}, {m['map_ci'][1]:.2f}]"
+        row[f"{short} EER"] = f"{m['eer']:.3f}"
+    return row
 
 
-def report(clips: pd.DataFrame, columns: dict[str, np.ndarray], out: Path) -> None:
-    rows, per_query = [], {}
-    for cond, qs in (("full", ""), ("10 s", "@10")):
-        for name in sorted(c for c in columns if "@10" not in c):
-            q = columns.get(name.replace("_note", "_note@10") if "_note" in name else name + "@10")
-            result = score(clips, columns[name], q if qs else None)
-            per_query[cond, name] = result
-            for ds, m in result.items():
-                rows.append({"condition": cond, "embedding": name, "dataset": ds, **{k: m[k] for k in
-                             ("top1", "top1_ci", "map", "map_ci", "eer", "queries", "singers")}})  # fmt: skip
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "table.csv", index=False)
-    print(table.to_string())
-    recipes = sorted({c.split(":")[0] for c in columns if ":" in c})
-    summary = {}
-    for tag in recipes:
-        parts = {"timbre": columns[f"{tag}:timbre"], "expression": columns[f"{tag}:expression"],
-                 "timbre_note": columns[f"{tag}:timbre_note"], "expression_note": columns[f"{tag}:expression_note"],
-                 "mood": columns["mood"]}  # fmt: skip
-        for cond, suffix in (("full", ""), ("10 s", "@10")):
-            queries = {n: columns.get(f"{tag}:{n}{suffix}" if n != "mood" else "mood", parts[n]) for n in parts}
-            fused = fused_per_query(clips, parts, queries)
-            for ds in DATASETS:
-                folds = [f for f in fused["folds"] if f.name.startswith(ds)]
-                ap, hit, singers = [], [], []
-                for f in folds:
-                    a, h = f.per_query(fused["sims"][f.name])
-                    ap.append(a), hit.append(h), singers.append(f.singers[f.is_query])
-                ap, hit, singers = np.concatenate(ap), np.concatenate(hit).astype(float), np.concatenate(singers)
-                ref = per_query[cond, "ge2e"][ds]
-                summary[f"{tag} fused {cond} {ds}"] = {
-                    "top1": hit.mean(), "top1_ci": singer_interval(hit, singers), "map": ap.mean(),
-                    "map_ci": singer_interval(ap, singers),
-                    "vs_ge2e_map": paired_difference(ap, ref["ap"], singers),
-                    "vs_ge2e_top1": paired_difference(hit, ref["hit"], singers),
-                    "weights_all": fused["all"],
-                }  # fmt: skip
-    (out / "fusion.json").write_text(json.dumps(summary, indent=1, default=float))
-    print(yaml.safe_dump(json.loads(json.dumps(summary, default=float)), sort_keys=False))
+def query_column(name: str, cut: bool) -> str:
+    """The column of `name`'s embeddings of the queries cut to 10 s (`cut`) or of the full clips."""
+    if not cut:
+        return name
+    return name.replace("_note", "_note@10") if "_note" in name else name + "@10"
+
+
+def report(clips: pd.DataFrame, columns: dict[str, np.ndarray], recipes: list[str], out: Path) -> None:
+    """Markdown tables (single embeddings, fusions) for both conditions, and the fitted weights, into `out`."""
+    lines, weights = [], {}
+    for cond, cut in (("full clips", False), ("queries cut to 10 s", True)):
+        rows = [_row(name, score(clips, columns[name], columns[query_column(name, cut)]))
+                for name in sorted(c for c in columns if "@10" not in c)]  # fmt: skip
+        pair = {name: (columns[name], columns[query_column(name, cut)]) for name in columns if "@10" not in name}
+        fusions = {"GE2E + GE2E on the note-adjusted copy": {"timbre": pair["ge2e"], "timbre_note": pair["ge2e_note"]}}
+        for tag in recipes:
+            five = {n: pair[f"{tag}:{n}"] for n in ("timbre", "expression", "timbre_note", "expression_note")}
+            five["mood"] = pair["mood"]
+            fusions[f"{tag}: five"] = five
+            for drop in EMBEDDING_NAMES:
+                fusions[f"{tag}: five without {drop}"] = {k: v for k, v in five.items() if k != drop}
+        for label, parts in fusions.items():
+            result, w = fused_score(clips, parts)
+            weights[f"{cond} / {label}"] = w
+            rows.append(_row(f"fused: {label}", result))
+        lines += [f"### {cond}", "", pd.DataFrame(rows).to_markdown(index=False), ""]
+    text = "\n".join(lines)
+    (out / "report.md").write_text(text)
+    (out / "weights.json").write_text(json.dumps(weights, indent=1))
+    print(text)
 
 
 if __name__ == "__main__":

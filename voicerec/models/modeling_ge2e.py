@@ -62,10 +62,35 @@ class GE2EModel(GE2EPreTrainedModel):
         frames_per_second = self.config.sampling_rate / self.config.hop_length
         return max(1, int(np.round(frames_per_second / self.config.windows_per_second)))
 
-    def embed_windows(self, windows: torch.Tensor) -> torch.Tensor:
-        """(windows, frames, n_mels) mel power -> (windows, embedding_size) unit embeddings."""
+    def window_states(self, windows: torch.Tensor) -> torch.Tensor:
+        """(windows, frames, n_mels) mel power -> (windows, hidden_size): the LSTM's last hidden state."""
         _, (hidden, _) = self.lstm(windows)
-        return F.normalize(F.relu(self.linear(hidden[-1])), dim=-1)
+        return hidden[-1]
+
+    def project(self, states: torch.Tensor) -> torch.Tensor:
+        """Window states -> unit window embeddings (rectified projection, as GE2E was trained)."""
+        return F.normalize(F.relu(self.linear(states)), dim=-1)
+
+    def windows_of(
+        self, input_features: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All windows of a batch of clips, stacked, and how many each clip has."""
+        batch, frames, _ = input_features.shape
+        valid = attention_mask.sum(-1).tolist() if attention_mask is not None else [frames] * batch
+        size = self.config.window_frames
+        if frames < size:  # a clip shorter than one window reads silence after its end, as in Resemblyzer
+            input_features = F.pad(input_features, (0, 0, 0, size - frames))
+        starts = [window_starts(int(n), size, self.window_step, self.config.min_coverage) for n in valid]
+        windows = torch.stack([input_features[i, s : s + size] for i, clip in enumerate(starts) for s in clip])
+        return windows, torch.tensor([len(s) for s in starts])
+
+    def pool(self, window_embeddings: torch.Tensor, counts: torch.Tensor, return_dict: bool | None = None):
+        """Clip embeddings: the normalised sum of each clip's window embeddings."""
+        clip_of = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        sums = torch.zeros(len(counts), window_embeddings.shape[1], dtype=window_embeddings.dtype)
+        embeddings = F.normalize(sums.index_add(0, clip_of, window_embeddings), dim=-1)
+        out = GE2EOutput(embeddings=embeddings, window_embeddings=window_embeddings, window_counts=counts)
+        return out if return_dict is not False else out.to_tuple()
 
     def forward(
         self,
@@ -74,17 +99,5 @@ class GE2EModel(GE2EPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> GE2EOutput | tuple:
-        batch, frames, _ = input_features.shape
-        valid = attention_mask.sum(-1).tolist() if attention_mask is not None else [frames] * batch
-        size = self.config.window_frames
-        if frames < size:  # a clip shorter than one window reads silence after its end, as in Resemblyzer
-            input_features = F.pad(input_features, (0, 0, 0, size - frames))
-        starts = [window_starts(int(n), size, self.window_step, self.config.min_coverage) for n in valid]
-        windows = torch.stack([input_features[i, s : s + size] for i, clip in enumerate(starts) for s in clip])
-        window_embeddings = self.embed_windows(windows)
-        counts = torch.tensor([len(s) for s in starts])
-        clip_of = torch.repeat_interleave(torch.arange(batch), counts)
-        sums = torch.zeros(batch, window_embeddings.shape[1], dtype=window_embeddings.dtype)
-        embeddings = F.normalize(sums.index_add(0, clip_of, window_embeddings), dim=-1)
-        out = GE2EOutput(embeddings=embeddings, window_embeddings=window_embeddings, window_counts=counts)
-        return out if return_dict is not False else out.to_tuple()
+        windows, counts = self.windows_of(input_features, attention_mask)
+        return self.pool(self.project(self.window_states(windows)), counts, return_dict)
