@@ -124,3 +124,33 @@ def test_embed_cli_skips_bad_file(tmp_path, tiny_encoders, capsys):
     w = normalise_weights()
     assert fused[0] @ fused[1] == pytest.approx(sum(w[n] * sims[n] for n in EMBEDDING_NAMES), abs=1e-5)
     assert pq.read_schema(out).field("timbre").type.value_type == "float"
+
+
+def test_encoders_sharing_an_lstm_run_it_once(tmp_path, tiny_encoders, singing):
+    """Two GE2E encoders with one LSTM and their own projections: the shared pass gives each model's own output."""
+    import torch
+
+    import voicerec
+    from voicerec.export import export_model
+
+    torch.manual_seed(0)
+    timbre = voicerec.GE2EModel(voicerec.GE2EConfig(hidden_size=16, num_layers=2, embedding_size=8)).eval()
+    expression = voicerec.GE2EModel(voicerec.GE2EConfig(variant="expression", hidden_size=16, num_layers=2,
+                                                        embedding_size=8)).eval()  # fmt: skip
+    expression.lstm.load_state_dict(timbre.lstm.state_dict())
+    folders = {name: str(export_model(m, tmp_path / name)) for name, m in (("t", timbre), ("e", expression))}
+    shared = Embedder.from_pretrained(folders["t"], folders["e"], tiny_encoders["mood"])
+    assert shared.shared_trunk
+    audio = load_audio((16000, singing))
+    timings: dict[str, float] = {}
+    out = shared.embed(audio, timings=timings)
+    assert "timbre+expression" in timings
+    waves = [audio.samples, audio.samples[: len(audio.samples) // 2]]
+    for name in ("timbre", "expression"):
+        np.testing.assert_allclose(shared._encode_shared(waves)[name == "expression"], shared._encode(name, waves),
+                                   atol=1e-6)  # fmt: skip
+    assert not np.allclose(out["timbre"], out["expression"])
+    with torch.no_grad():
+        expression.lstm.weight_hh_l0.add_(0.01)
+    export_model(expression, tmp_path / "e2")
+    assert not Embedder.from_pretrained(folders["t"], tmp_path / "e2", tiny_encoders["mood"]).shared_trunk

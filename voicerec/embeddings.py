@@ -24,6 +24,7 @@ from transformers import AutoFeatureExtractor, AutoModel, PreTrainedModel
 from . import registry
 from .audio import VoiceAudio
 from .defaults import resolve
+from .models.modeling_ge2e import GE2EModel
 from .note_adjust import adjust_to_reference
 from .pitch import PitchTrack
 
@@ -109,6 +110,24 @@ def weights_fingerprint(source: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def _unit(x: torch.Tensor) -> np.ndarray:
+    x = x.float().numpy()
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def shares_trunk(a: tuple[PreTrainedModel, object], b: tuple[PreTrainedModel, object]) -> bool:
+    """Whether two encoders are projections of one GE2E LSTM (the fine-tuned encoders keep GE2E's LSTM), so the
+    LSTM, most of the cost, runs once for both."""
+    (ma, fa), (mb, fb) = a, b
+    if not (isinstance(ma, GE2EModel) and isinstance(mb, GE2EModel)):
+        return False
+    same_windows = all(getattr(ma.config, k) == getattr(mb.config, k) for k in ("window_frames", "windows_per_second",
+                       "min_coverage", "n_mels", "hop_length"))  # fmt: skip
+    same_features = fa.to_dict() == fb.to_dict()
+    params_b = dict(mb.lstm.named_parameters())
+    return same_windows and same_features and all(torch.equal(p, params_b[n]) for n, p in ma.lstm.named_parameters())
+
+
 def _load(source: str) -> tuple[PreTrainedModel, AutoFeatureExtractor]:
     registry.register_auto_classes()  # our classes serve the folder, so no remote code runs
     model = AutoModel.from_pretrained(source, use_safetensors=True).eval()
@@ -123,6 +142,7 @@ class Embedder:
         self.models = models
         self.sources = sources
         self.fingerprints = {name: weights_fingerprint(src) for name, src in sources.items()}
+        self.shared_trunk = shares_trunk(models["timbre"], models["expression"])
 
     @classmethod
     def from_pretrained(
@@ -157,9 +177,16 @@ class Embedder:
         model, extractor = self.models[name]
         inputs = extractor(waves, sampling_rate=extractor.sampling_rate, return_tensors="pt")
         with torch.inference_mode():
-            out = model(**inputs).embeddings
-        x = out.float().numpy()
-        return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+            return _unit(model(**inputs).embeddings)
+
+    def _encode_shared(self, waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Timbre and expression embeddings from one pass of the LSTM they share: two projections of its states."""
+        (timbre, extractor), (expression, _) = self.models["timbre"], self.models["expression"]
+        inputs = extractor(waves, sampling_rate=extractor.sampling_rate, return_tensors="pt")
+        with torch.inference_mode():
+            windows, counts = timbre.windows_of(inputs["input_features"], inputs["attention_mask"])
+            states = timbre.window_states(windows)
+            return tuple(_unit(m.pool(m.project(states), counts).embeddings) for m in (timbre, expression))
 
     def embed(
         self, audio: VoiceAudio, track: PitchTrack | None = None, timings: dict[str, float] | None = None
@@ -172,10 +199,17 @@ class Embedder:
         timings["note_adjust"] = time.perf_counter() - start
         waves = [audio.samples, np.asarray(adjusted, dtype=np.float32)]
         out: dict[str, np.ndarray] = {}
-        for name in ("timbre", "expression"):
+        if self.shared_trunk:
             start = time.perf_counter()
-            out[name], out[f"{name}_note"] = self._encode(name, waves)  # one batch: original + adjusted
-            timings[name] = time.perf_counter() - start
+            (out["timbre"], out["timbre_note"]), (out["expression"], out["expression_note"]) = self._encode_shared(
+                waves
+            )
+            timings["timbre+expression"] = time.perf_counter() - start
+        else:
+            for name in ("timbre", "expression"):
+                start = time.perf_counter()
+                out[name], out[f"{name}_note"] = self._encode(name, waves)  # one batch: original + adjusted
+                timings[name] = time.perf_counter() - start
         start = time.perf_counter()
         out["mood"] = self._encode("mood", waves[:1])[0]
         timings["mood"] = time.perf_counter() - start
