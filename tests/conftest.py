@@ -34,15 +34,14 @@ def tiny_encoders(tmp_path_factory) -> dict[str, str]:
     import torch
 
     import voicerec
+    from tests.tiny_hub import tiny_ge2e
     from voicerec.export import export_model
 
     root = tmp_path_factory.mktemp("encoders")
     torch.manual_seed(0)
     models = {
-        "timbre": voicerec.SSCLModel(voicerec.SSCLConfig(hidden_size=24, attention_channels=8, embedding_size=16)),
-        "expression": voicerec.SSCLModel(
-            voicerec.SSCLConfig(variant="expression", hidden_size=24, attention_channels=8, embedding_size=16)
-        ),
+        "timbre": tiny_ge2e("timbre"),
+        "expression": tiny_ge2e("expression"),
         "mood": voicerec.TJAEModel(voicerec.TJAEConfig(hidden_size=16, latent_size=8, layer_dilations=[1, 2, 4])),
     }
     return {name: str(export_model(model.eval(), root / name)) for name, model in models.items()}

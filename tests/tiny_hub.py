@@ -18,14 +18,21 @@ from voicerec.synth import VOICES, scale_melody, sing
 CARD_OF = {"voicerec-sscl-timbre": "sscl.md", "voicerec-sscl-expression": "sscl.md", "voicerec-tjae": "tjae.md"}
 
 
+def tiny_ge2e(variant: str):
+    """A tiny GE2E-architecture encoder; timbre and expression share the LSTM and differ in the projection, as the
+    shipped ones do."""
+    torch.manual_seed(0)
+    model = voicerec.GE2EModel(voicerec.GE2EConfig(variant=variant, hidden_size=16, num_layers=2, embedding_size=16))
+    torch.manual_seed(len(variant))
+    model.linear.reset_parameters()
+    return model.eval()
+
+
 def tiny_model(name: str) -> torch.nn.Module:
     torch.manual_seed(len(name))
     if name == "voicerec-tjae":
         return voicerec.TJAEModel(voicerec.TJAEConfig(hidden_size=16, latent_size=8, layer_dilations=[1, 2, 4]))
-    variant = "expression" if "expression" in name else "timbre"
-    return voicerec.SSCLModel(
-        voicerec.SSCLConfig(variant=variant, hidden_size=24, attention_channels=8, embedding_size=16)
-    )
+    return tiny_ge2e("expression" if "expression" in name else "timbre")
 
 
 def template_fields(template: Path, model_id: str) -> dict[str, str]:

@@ -39,9 +39,39 @@ def convert(weights: str | Path) -> GE2EModel:
     return model.eval()
 
 
+VARIANT_TEXT = {
+    "timbre": "**timbre** encoder: who is singing, whatever the tempo (a time-stretched copy of a recording counts "
+    "as the same voice).",
+    "expression": "**timbre+expression** encoder: who is singing and how (a time-stretched copy counts as another "
+    "performance).",
+}
+
+
+def card_fields(model: GE2EModel, config: dict, log: list[dict], command: str) -> dict[str, str]:
+    export, train = config["export"], config["train"]
+    return {
+        "model_id": export["hub_id"],
+        "revision": export.get("revision", "main"),  # `voicerec publish --revision` swaps in the published tag
+        "license": export["license"],
+        "datasets": "\n".join(f"- {d}" for d in export.get("datasets", [])) or "[]",
+        "variant_text": VARIANT_TEXT[config["variant"]],
+        "embedding_size": str(model.config.embedding_size),
+        "window_seconds": f"{model.window_step * model.config.hop_length / model.config.sampling_rate:.2f}",
+        "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
+        "pitch_semitones": f"{config['views']['pitch_semitones']:g}",
+        **{k: str(train[k]) for k in ("steps", "batch_size", "lr", "distill", "temperature", "momentum", "queue_size")},
+        "train_minutes": f"{log[-1].get('minutes', 0.0):.1f}",
+        "command": command,
+        "training_data": export["training_data"].strip(),
+        "results": Path(export["results"]).read_text().strip() if export.get("results") else "_Not measured yet._",
+    }
+
+
 def export_encoder(model: GE2EModel, out_dir: str | Path, config: dict, log: list[dict], command: str) -> Path:
-    """A fine-tuned encoder as a Hub folder: weights, code, feature extractor, its training config and log."""
-    out = export_model(model, out_dir)
+    """A fine-tuned encoder as a Hub folder: weights, code, feature extractor, card, its training config and log."""
+    card = config.get("export", {}).get("card")
+    fields = card_fields(model, config, log, command) if card else None
+    out = export_model(model, out_dir, card, fields)
     (out / "training_config.yaml").write_text(yaml.safe_dump({**config, "command": command}, sort_keys=False))
     (out / "training_log.jsonl").write_text("\n".join(json.dumps(row) for row in log) + "\n")
     return out

@@ -13,7 +13,7 @@ Why only the projection: with the LSTM frozen, each window's hidden state is com
 seconds and cross-validating recipes over every dev singer fits this 2-core CPU; updating the top LSTM layer needs
 a forward and backward LSTM pass per step, about 10 s per batch of 64 windows here.
 
-    python -m training.finetune_ge2e --config training/configs/ge2e_timbre.yaml
+    python -m training.finetune_ge2e --config training/configs/ge2e_timbre.yaml training/configs/ge2e_expression.yaml
 """
 
 from __future__ import annotations
@@ -200,16 +200,27 @@ def load_config(path: str | Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--output", help="model folder (default: the config's export.out_dir)")
+    parser.add_argument("--config", nargs="+", required=True, help="one or more configs with the same data")
     args = parser.parse_args(argv)
-    config = load_config(args.config)
-    model, log = train(config)
+    configs = [load_config(path) for path in args.config]
+    first = configs[0]
+    if any((c["data"], c["views"], c["init"]) != (first["data"], first["views"], first["init"]) for c in configs):
+        raise SystemExit("The configs must share data, views and init: their window states are computed once.")
+    model = GE2EModel.from_pretrained(first["init"]).eval()
+    model.config.windows_per_second = first.get("windows_per_second", model.config.windows_per_second)
+    extractor = GE2EFeatureExtractor.from_pretrained(first["init"])
+    start = time.monotonic()
+    exclude = set(first["data"].get("exclude_singers") or [])
+    clips = load_states(model, extractor, first["data"]["sources"], exclude, first["views"])
+    print(f"window states of {len(clips)} clips in {(time.monotonic() - start) / 60:.1f} min")
     from training.export_ge2e import export_encoder
 
-    command = shlex.join(["python", "-m", "training.finetune_ge2e", *(argv or sys.argv[1:])])
-    out = export_encoder(model, args.output or config["export"]["out_dir"], config, log, command)
-    print(json.dumps(log[-1]), "->", out)
+    command = shlex.join(["python", "-m", "training.finetune_ge2e", *(argv if argv is not None else sys.argv[1:])])
+    for config in configs:
+        trained, log = train(config, clips)
+        log[-1]["minutes"] += (time.monotonic() - start) / 60 / len(configs)  # its share of the states' pass
+        out = export_encoder(trained, config["export"]["out_dir"], config, log, command)
+        print(json.dumps(log[-1]), "->", out)
 
 
 if __name__ == "__main__":
