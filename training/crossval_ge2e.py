@@ -233,16 +233,21 @@ def main(argv: list[str] | None = None) -> None:
         return {f"{prefix}{k}": embed_states(head, [v[i] for i in rows] if rows is not None else v)
                 for k, v in views.items()}  # fmt: skip
 
-    columns = columns_of(trunk.linear, "ge2e")
-    columns.update({f"ge2e/2{k}": embed_states(trunk.linear, v, every=2) for k, v in views.items()})
-    mood, mood_extractor = _load(args.mood)
-    mfcc = MFCCEmbedder()
-    mfcc.fit([w[0] for w in waves])
-    with torch.no_grad():
-        for suffix, cut in (("", None), ("@10", CUT)):
-            moods = [mood(**mood_extractor([w[0][:cut]], return_tensors="pt")).embeddings for w in tqdm(waves)]
-            columns[f"mood{suffix}"] = torch.cat(moods).numpy()
-            columns[f"mfcc{suffix}"] = mfcc([w[0][:cut] for w in waves])
+    base = args.out / "baselines.npz"
+    if base.exists():
+        columns = dict(np.load(base))
+    else:
+        columns = columns_of(trunk.linear, "ge2e")
+        columns.update({f"ge2e/2{k}": embed_states(trunk.linear, v, every=2) for k, v in views.items()})
+        mood, mood_extractor = _load(args.mood)
+        mfcc = MFCCEmbedder()
+        mfcc.fit([w[0] for w in waves])
+        with torch.no_grad():
+            for suffix, cut in (("", None), ("@10", CUT)):
+                moods = [mood(**mood_extractor([w[0][:cut]], return_tensors="pt")).embeddings for w in tqdm(waves)]
+                columns[f"mood{suffix}"] = torch.cat(moods).numpy()
+                columns[f"mfcc{suffix}"] = mfcc([w[0][:cut] for w in waves])
+        np.savez(base, **columns)
     logs = {}
     for tag, config_of in recipes.items():
         for variant in ("timbre", "expression"):

@@ -120,31 +120,48 @@ def load_states(
 class StateSampler:
     """Batches of window states: a query window, a positive key (another window of the recording) and the query's
     moment in a pitch-shifted and a time-stretched copy. Singers are drawn uniformly (PJS's 98 songs are one
-    voice), then a recording by its number of windows."""
+    voice), then one of their windows. Vectorised: the states of every clip and copy are stacked once."""
 
     def __init__(self, clips: list[ClipStates], window: int, seed: int) -> None:
-        self.clips, self.window = clips, window
+        self.window = window
         self.rng = np.random.default_rng(seed)
-        singers = sorted({c.singer for c in clips})
-        self.members = [[i for i, c in enumerate(clips) if c.singer == s] for s in singers]
+        self.plain = np.concatenate([c.plain for c in clips])
+        self.clip = np.repeat(np.arange(len(clips)), [len(c.plain) for c in clips])
+        self.start = np.concatenate([c.starts for c in clips]).astype(float)
+        self.offset, self.count = self._layout([c.plain for c in clips])
+        singers = np.array([c.singer for c in clips])[self.clip]
+        self.by_singer = [np.flatnonzero(singers == s) for s in sorted(set(singers))]
+        self.copies = {}
+        for kind in ("pitched", "stretched"):
+            for factor in getattr(clips[0], kind):
+                states = [getattr(c, kind)[factor] for c in clips]
+                ratio = semitone_ratio(factor) if kind == "pitched" else factor
+                self.copies.setdefault(kind, []).append((ratio, np.concatenate(states), *self._layout(states)))
 
-    def _at(self, states: np.ndarray, frame: float) -> np.ndarray:
-        return states[int(np.clip(round(frame / self.window), 0, len(states) - 1))]
+    @staticmethod
+    def _layout(states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        count = np.array([len(s) for s in states])
+        return np.concatenate([[0], np.cumsum(count)[:-1]]), count
+
+    def _copy(self, kind: str, query: np.ndarray) -> np.ndarray:
+        """The states of the query windows' moments in a randomly chosen copy of `kind`, one copy per item."""
+        choice = self.rng.integers(len(self.copies[kind]), size=len(query))
+        out = np.empty((len(query), self.plain.shape[1]), np.float32)
+        for k, (ratio, states, offset, count) in enumerate(self.copies[kind]):
+            rows = query[choice == k]
+            clip = self.clip[rows]
+            index = np.clip(np.rint(self.start[rows] / ratio / self.window), 0, count[clip] - 1).astype(int)
+            out[choice == k] = states[offset[clip] + index]
+        return out
 
     def batch(self, size: int) -> dict[str, torch.Tensor]:
-        parts: dict[str, list[np.ndarray]] = {"query": [], "key": [], "pitched": [], "stretched": []}
-        for _ in range(size):
-            members = self.members[int(self.rng.integers(len(self.members)))]
-            weights = np.array([len(self.clips[i].plain) for i in members], dtype=float)
-            c = self.clips[members[int(self.rng.choice(len(members), p=weights / weights.sum()))]]
-            j, k = self.rng.integers(len(c.plain), size=2)
-            semitones = list(c.pitched)[int(self.rng.integers(len(c.pitched)))]
-            rate = list(c.stretched)[int(self.rng.integers(len(c.stretched)))]
-            parts["query"].append(c.plain[j])
-            parts["key"].append(c.plain[k])
-            parts["pitched"].append(self._at(c.pitched[semitones], c.starts[j] / semitone_ratio(semitones)))
-            parts["stretched"].append(self._at(c.stretched[rate], c.starts[j] / rate))
-        return {name: torch.from_numpy(np.stack(v)) for name, v in parts.items()}
+        singer = self.rng.integers(len(self.by_singer), size=size)
+        query = np.array([self.by_singer[s][self.rng.integers(len(self.by_singer[s]))] for s in singer])
+        clip = self.clip[query]
+        key = self.offset[clip] + (self.rng.random(size) * self.count[clip]).astype(int)
+        parts = {"query": self.plain[query], "key": self.plain[key], "pitched": self._copy("pitched", query),
+                 "stretched": self._copy("stretched", query)}  # fmt: skip
+        return {name: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for name, v in parts.items()}
 
 
 def train(config: dict, clips: list[ClipStates] | None = None) -> tuple[GE2EModel, list[dict]]:
