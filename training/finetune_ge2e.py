@@ -183,7 +183,7 @@ def train(config: dict, clips: list[ClipStates] | None = None) -> tuple[GE2EMode
     teacher = copy.deepcopy(head).requires_grad_(False)
     key_head = copy.deepcopy(head).requires_grad_(False)
     queue = KeyQueue(tcfg["queue_size"], model.config.embedding_size)
-    policy = {name: POLICIES[config["variant"]][name] for name in ("key", "stretched", "pitched")}
+    policy = POLICIES[config["variant"]]
     optimizer = torch.optim.AdamW(head.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
     head, optimizer = accelerator.prepare(head, optimizer)
     sampler = StateSampler(clips, model.config.window_frames, config.get("seed", 0) + accelerator.process_index)

@@ -1,27 +1,21 @@
-"""MoCo for singing voices (Yakura, Watanabe & Goto, IEEE/ACM TASLP 30, 2022), as used by `train_sscl`.
+"""MoCo for singing voices (Yakura, Watanabe & Goto, IEEE/ACM TASLP 30, 2022), as used by `finetune_ge2e`.
 
 A query encoder learns by gradient; a key encoder follows it as a moving average and fills a queue of
 negatives. Besides the queue, each item brings its own transformed copies, which the policy of the variant
 labels: a pitch-shifted copy is a negative for both encoders; a time-stretched copy is a positive for
-`timbre` and a negative for `expression`. With WORLD pseudo-singers, the same segment sung by another vocal
-tract (`warped`) is a negative for both, and the same vocal tract moved to another key (`repitched`) a positive.
+`timbre` and a negative for `expression`.
 """
 
 from __future__ import annotations
-
-import copy
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voicerec import SSCLModel
-
 # which transformed copy of the query is a positive (True) or a negative (False), per variant
-# (`warped` and `repitched` exist only with WORLD pseudo-singers, see training/views.py)
 POLICIES: dict[str, dict[str, bool]] = {
-    "timbre": {"key": True, "stretched": True, "pitched": False, "warped": False, "repitched": True},
-    "expression": {"key": True, "stretched": False, "pitched": False, "warped": False, "repitched": True},
+    "timbre": {"key": True, "stretched": True, "pitched": False},
+    "expression": {"key": True, "stretched": False, "pitched": False},
 }
 
 
@@ -72,49 +66,3 @@ def info_nce(logits: torch.Tensor, positive: torch.Tensor, temperature: float) -
     negatives = torch.logsumexp(z.masked_fill(positive, float("-inf")), dim=1, keepdim=True)
     per_positive = torch.logaddexp(z, negatives) - z
     return (per_positive * positive).sum() / positive.sum()
-
-
-class ProjectionHead(nn.Sequential):
-    """Training-only MLP between the embedding and the contrastive loss (not part of the shipped model)."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int) -> None:
-        super().__init__(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
-
-
-class MoCo(nn.Module):
-    """Query encoder + head (trained), key encoder + head (momentum copies), and the key queue.
-
-    `head_dim=0` means no projection head: the loss then acts on the shipped embedding itself, which makes
-    it spread over the sphere (cosine similarities comparable across queries, as a pooled EER needs);
-    with a head, only the head's output is pushed apart and the embeddings stay crowded together.
-    """
-
-    def __init__(self, encoder: SSCLModel, head_hidden: int, head_dim: int, queue_size: int) -> None:
-        super().__init__()
-        self.encoder = encoder
-        if head_dim:
-            self.head: nn.Module = ProjectionHead(encoder.config.embedding_size, head_hidden, head_dim)
-        else:
-            self.head, head_dim = nn.Identity(), encoder.config.embedding_size
-        self.key_encoder = copy.deepcopy(encoder).requires_grad_(False)
-        self.key_head = copy.deepcopy(self.head).requires_grad_(False)
-        self.queue = KeyQueue(queue_size, head_dim)
-
-    def embed(self, encoder: SSCLModel, head: nn.Module, audio: torch.Tensor) -> torch.Tensor:
-        return F.normalize(head(encoder(audio).pooled), dim=-1)
-
-    def forward(
-        self, batch: dict[str, torch.Tensor], policy: dict[str, bool]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Query embeddings and the keys of its copies. The key encoder sees all copies in one batch, so its
-        BatchNorm statistics mix positives and negatives and cannot mark which of them is the positive."""
-        query = self.embed(self.encoder, self.head, batch["query"])
-        names = [name for name in policy if name in batch]
-        with torch.no_grad():
-            keys = self.embed(self.key_encoder, self.key_head, torch.cat([batch[name] for name in names]))
-        return query, dict(zip(names, keys.chunk(len(names)), strict=True))
-
-    @torch.no_grad()
-    def update_key_encoder(self, momentum: float) -> None:
-        momentum_update(self.encoder, self.key_encoder, momentum)
-        momentum_update(self.head, self.key_head, momentum)
