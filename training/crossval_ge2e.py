@@ -243,10 +243,11 @@ def main(argv: list[str] | None = None) -> None:
         mfcc = MFCCEmbedder()
         mfcc.fit([w[0] for w in waves])
         with torch.no_grad():
-            for suffix, cut in (("", None), ("@10", CUT)):
-                moods = [mood(**mood_extractor([w[0][:cut]], return_tensors="pt")).embeddings for w in tqdm(waves)]
-                columns[f"mood{suffix}"] = torch.cat(moods).numpy()
-                columns[f"mfcc{suffix}"] = mfcc([w[0][:cut] for w in waves])
+            full = [mood(**mood_extractor([w[0]], return_tensors="pt")).embeddings for w in tqdm(waves, desc="mood")]
+            cut = [mood(**mood_extractor([w[0][:CUT]], return_tensors="pt")).embeddings if len(w[0]) > CUT else f
+                   for w, f in zip(waves, full, strict=True)]  # fmt: skip
+        columns["mood"], columns["mood@10"] = torch.cat(full).numpy(), torch.cat(cut).numpy()
+        columns["mfcc"], columns["mfcc@10"] = mfcc([w[0] for w in waves]), mfcc([w[0][:CUT] for w in waves])
         np.savez(base, **columns)
     logs = {}
     for tag, config_of in recipes.items():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import pickle
 import shlex
 import sys
 import time
@@ -218,6 +219,7 @@ def load_config(path: str | Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", nargs="+", required=True, help="one or more configs with the same data")
+    parser.add_argument("--states-cache", type=Path, help="keep the window states here and reuse them next time")
     args = parser.parse_args(argv)
     configs = [load_config(path) for path in args.config]
     first = configs[0]
@@ -228,13 +230,23 @@ def main(argv: list[str] | None = None) -> None:
     extractor = GE2EFeatureExtractor.from_pretrained(first["init"])
     start = time.monotonic()
     exclude = set(first["data"].get("exclude_singers") or [])
-    clips = load_states(model, extractor, first["data"]["sources"], exclude, first["views"])
+    if args.states_cache and args.states_cache.exists():
+        clips = pickle.loads(args.states_cache.read_bytes())
+    else:
+        clips = load_states(model, extractor, first["data"]["sources"], exclude, first["views"])
+        if args.states_cache:
+            args.states_cache.parent.mkdir(parents=True, exist_ok=True)
+            args.states_cache.write_bytes(pickle.dumps(clips))
     print(f"window states of {len(clips)} clips in {(time.monotonic() - start) / 60:.1f} min")
     from training.export_ge2e import export_encoder
 
     command = shlex.join(["python", "-m", "training.finetune_ge2e", *(argv if argv is not None else sys.argv[1:])])
     for config in configs:
         trained, log = train(config, clips)
+        # windows read at inference: fewer than in training (every other one) is cheaper and, by the
+        # cross-validation, as good
+        rate = config["export"].get("windows_per_second", trained.config.windows_per_second)
+        trained.config.windows_per_second = rate
         log[-1]["minutes"] += (time.monotonic() - start) / 60 / len(configs)  # its share of the states' pass
         out = export_encoder(trained, config["export"]["out_dir"], config, log, command)
         print(json.dumps(log[-1]), "->", out)
