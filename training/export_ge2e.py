@@ -61,6 +61,7 @@ def card_fields(model: GE2EModel, config: dict, log: list[dict], command: str) -
         "pitch_semitones": f"{config['views']['pitch_semitones']:g}",
         **{k: str(train[k]) for k in ("steps", "batch_size", "lr", "distill", "temperature", "momentum", "queue_size")},
         "train_minutes": f"{log[-1].get('minutes', 0.0):.1f}",
+        "states_minutes": str(export.get("states_minutes", "?")),
         "command": command,
         "training_data": export["training_data"].strip(),
         "results": Path(export["results"]).read_text().strip() if export.get("results") else "_Not measured yet._",

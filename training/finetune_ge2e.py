@@ -247,7 +247,6 @@ def main(argv: list[str] | None = None) -> None:
         # cross-validation, as good
         rate = config["export"].get("windows_per_second", trained.config.windows_per_second)
         trained.config.windows_per_second = rate
-        log[-1]["minutes"] += (time.monotonic() - start) / 60 / len(configs)  # its share of the states' pass
         out = export_encoder(trained, config["export"]["out_dir"], config, log, command)
         print(json.dumps(log[-1]), "->", out)
 

@@ -31,19 +31,18 @@ from .pitch import PitchTrack
 EMBEDDING_NAMES = ("timbre", "expression", "timbre_note", "expression_note", "mood")
 
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "timbre": 0.25,
-    "expression": 0.24,
-    "timbre_note": 0.26,
-    "expression_note": 0.23,
-    "mood": 0.03,
+    "timbre": 0.26,
+    "expression": 0.23,
+    "timbre_note": 0.25,
+    "expression_note": 0.26,
+    "mood": 0.0,
 }
-"""Fitted by training/tune_weights.py on song-disjoint singer retrieval over all queries of gtsinger-dev's two
-folds, each fold embedded by encoders that never trained on it: each cosine weighted by how far it separates
-same-singer from different-singer pairs (the Fisher discriminant with the cosines taken as independent). Fitted
-the same way without each singer, they beat `timbre` alone by +0.027 mAP on that singer's queries, but the 95 %
-interval over singers spans -0.028..+0.076 (docs/fusion.md), so this is a measured default, not a proven gain. Every
-result still shows all five cosines, any request can weight them, and the default catalog's `fused` vectors weigh
-all five, so the index searches by any request's weights."""
+"""Fitted by training/crossval_ge2e.py (Fisher rule of training/tune_weights.py) on song-disjoint singer retrieval
+over every query of gtsinger-dev and mir1k-dev, each clip embedded by encoders that never trained on its singer.
+Fitted leave-one-singer-out, the fusion of the four GE2E-based embeddings beats GE2E as shipped on both dev sets
+(docs/fusion.md). `mood` is left out: the cross-validation found it no help in finding the singer (without it, mAP
+moved by -0.002 and +0.001 and the EER fell on both sets); every result still shows its cosine, and any request
+can weight it. The catalog's `fused` vectors weigh all five, so the index searches by any request's weights."""
 
 
 def normalise_weights(weights: Mapping[str, float] | None = None) -> dict[str, float]:
