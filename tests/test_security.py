@@ -13,7 +13,7 @@ import pytest
 from tests.tiny_hub import build_tiny_hub
 from voicerec.catalog import Catalog
 from voicerec.embeddings import Embedder
-from voicerec.models.modeling_sscl import SSCLModel
+from voicerec.models.modeling_ge2e import GE2EModel
 
 
 class _Boobytrap:
@@ -57,7 +57,7 @@ def test_model_folder_code_is_never_imported(hub, tmp_path):
     config["auto_map"] = {"AutoConfig": "evil_modeling.EvilConfig", "AutoModel": "evil_modeling.EvilModel"}
     (folder / "config.json").write_text(json.dumps(config))
     embedder = Embedder.from_pretrained(**models(hub, timbre=folder))
-    assert type(embedder.models["timbre"][0]) is SSCLModel
+    assert type(embedder.models["timbre"][0]) is GE2EModel
     assert not marker.exists()
 
 
