@@ -76,8 +76,10 @@ def main() -> None:
                              "x real time": report.audio_seconds / wall, "peak MB per worker": memory})  # fmt: skip
         for other in catalogs[1:]:
             assert_same(catalogs[0], other)
-        print(f"{args.songs} songs of {args.seconds:.0f} s, catalogs equal across engines (load average at the end "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)\n")
+        print(
+            f"{args.songs} songs of {args.seconds:.0f} s, catalogs equal across engines (load average at the end "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)\n"
+        )
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3g"))
 
 

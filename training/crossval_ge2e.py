@@ -38,7 +38,7 @@ from training.tune_weights import Fold, fisher_weights, leave_one_singer_out
 from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
 from voicerec.audio import AudioInputError
 from voicerec.embeddings import EMBEDDING_NAMES, _load
-from voicerec.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics, retrieval_masks
+from voicerec.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics
 from voicerec.models.modeling_ge2e import window_starts
 from voicerec.note_adjust import adjust_to_reference
 from voicerec.pitch import track_pitch
@@ -94,14 +94,13 @@ def inference_states(trunk: GE2EModel, extractor: GE2EFeatureExtractor, wave: np
     return states_at(trunk, mel, starts)
 
 
-def embed_states(head: torch.nn.Linear, states: list[np.ndarray], every: int = 1) -> np.ndarray:
-    """Clip embeddings from window states (every `every`-th window: 2 = windows that do not overlap)."""
-    out = []
+def embed_states(model: GE2EModel, states: list[np.ndarray], every: int = 1) -> np.ndarray:
+    """Clip embeddings from window states through the model's own projection and pooling (every `every`-th
+    window: 2 = windows that do not overlap)."""
+    picked = [s[::every] for s in states]
     with torch.no_grad():
-        for s in states:
-            w = torch.nn.functional.normalize(torch.relu(head(torch.from_numpy(s[::every]))), dim=-1)
-            out.append(torch.nn.functional.normalize(w.sum(0), dim=-1).numpy())
-    return np.stack(out)
+        windows = model.project(torch.from_numpy(np.concatenate(picked)))
+        return model.pool(windows, torch.tensor([len(s) for s in picked])).embeddings.numpy()
 
 
 def singer_interval(values: np.ndarray, singers: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -120,54 +119,53 @@ def summarise(ap: np.ndarray, hit: np.ndarray, singer: np.ndarray, scores, label
             "singer": singer}  # fmt: skip
 
 
-def fold_sims(clips: pd.DataFrame, name: str, fold: int) -> tuple[np.ndarray, pd.DataFrame]:
-    rows = np.flatnonzero((clips["dataset"] == name) & (clips["fold"] == fold))
-    return rows, clips.iloc[rows]
+def dev_folds(clips: pd.DataFrame, cosines) -> list[Fold]:
+    """One `Fold` per dataset and fold of singers, its cosines `cosines(rows)` (a dict over EMBEDDING_NAMES)."""
+    folds = []
+    for name in DATASETS:
+        for fold in (0, 1):
+            rows = np.flatnonzero((clips["dataset"] == name) & (clips["fold"] == fold))
+            sub = clips.iloc[rows]
+            f = Fold(f"{name}/{fold}", {n: np.eye(len(rows), 1) for n in EMBEDDING_NAMES},
+                     sub["singer"].to_numpy(), sub["song"].to_numpy())  # fmt: skip
+            f.cos = cosines(rows)
+            folds.append(f)
+    return folds
 
 
-def score(clips: pd.DataFrame, full: np.ndarray, queries: np.ndarray) -> dict:
-    """Within-fold retrieval per dataset, queries pooled over the folds."""
+def pooled_scores(folds: list[Fold], sims: dict[str, np.ndarray]) -> dict:
+    """Per dataset, the queries of both folds pooled, each fold ranked by its own similarity matrix."""
     out = {}
     for name in DATASETS:
         ap, hit, singer, scores, labels = [], [], [], [], []
-        for fold in (0, 1):
-            rows, sub = fold_sims(clips, name, fold)
-            is_query, candidates, positives = retrieval_masks(sub["singer"].to_numpy(), sub["song"].to_numpy())
-            sims = queries[rows] @ full[rows].T
-            for r in np.flatnonzero(is_query):
-                m = ranking_metrics(sims[r : r + 1], candidates[r : r + 1], positives[r : r + 1])
+        for f in (f for f in folds if f.name.startswith(name)):
+            s = sims[f.name]
+            for r in np.flatnonzero(f.is_query):
+                m = ranking_metrics(s[r : r + 1], f.candidates[r : r + 1], f.positives[r : r + 1])
                 if m["queries"]:
-                    ap.append(m["map"]), hit.append(m["top1"]), singer.append(sub["singer"].iloc[r])
-                    scores.append(sims[r][candidates[r]]), labels.append(positives[r][candidates[r]])
+                    ap.append(m["map"]), hit.append(m["top1"]), singer.append(f.singers[r])
+                    scores.append(s[r][f.candidates[r]]), labels.append(f.positives[r][f.candidates[r]])
         out[name] = summarise(np.array(ap), np.array(hit, dtype=float), np.array(singer), scores, labels)
     return out
+
+
+def score(clips: pd.DataFrame, full: np.ndarray, queries: np.ndarray) -> dict:
+    """Within-fold retrieval of one embedding per dataset, queries pooled over the folds."""
+    folds = dev_folds(clips, lambda rows: dict.fromkeys(EMBEDDING_NAMES, queries[rows] @ full[rows].T))
+    return pooled_scores(folds, {f.name: f.cos[EMBEDDING_NAMES[0]] for f in folds})
 
 
 def fused_score(clips: pd.DataFrame, parts: dict[str, tuple[np.ndarray, np.ndarray] | None]) -> tuple[dict, dict]:
     """Fisher fusion of the five slots (each (full, queries) columns, or None to leave it out), weights fitted
     leave-one-singer-out over both datasets; returns the per-dataset scores and the weights fitted on all."""
-    folds = []
-    for name in DATASETS:
-        for fold in (0, 1):
-            rows, sub = fold_sims(clips, name, fold)
-            f = Fold(f"{name}/{fold}", {n: np.eye(len(rows), 1) for n in EMBEDDING_NAMES},
-                     sub["singer"].to_numpy(), sub["song"].to_numpy())  # fmt: skip
-            f.cos = {n: (parts[n][1][rows] @ parts[n][0][rows].T if parts.get(n) else np.zeros((len(rows),) * 2))
-                     for n in EMBEDDING_NAMES}  # fmt: skip
-            folds.append(f)
+
+    def cosines(rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {n: parts[n][1][rows] @ parts[n][0][rows].T if parts.get(n) else np.zeros((len(rows),) * 2)
+                for n in EMBEDDING_NAMES}  # fmt: skip
+
+    folds = dev_folds(clips, cosines)
     held_out, _ = leave_one_singer_out(fisher_weights, folds)
-    out = {}
-    for name in DATASETS:
-        ap, hit, singer, scores, labels = [], [], [], [], []
-        for f in (f for f in folds if f.name.startswith(name)):
-            sims = held_out[f.name]
-            for r in np.flatnonzero(f.is_query):
-                m = ranking_metrics(sims[r : r + 1], f.candidates[r : r + 1], f.positives[r : r + 1])
-                if m["queries"]:
-                    ap.append(m["map"]), hit.append(m["top1"]), singer.append(f.singers[r])
-                    scores.append(sims[r][f.candidates[r]]), labels.append(f.positives[r][f.candidates[r]])
-        out[name] = summarise(np.array(ap), np.array(hit, dtype=float), np.array(singer), scores, labels)
-    return out, fisher_weights([f.all_queries() for f in folds])
+    return pooled_scores(folds, held_out), fisher_weights([f.all_queries() for f in folds])
 
 
 def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> dict:
@@ -229,16 +227,16 @@ def main(argv: list[str] | None = None) -> None:
     plain = [c.plain for c in states["dev"]]
     views = {"": plain, "_note": states["note"], "@10": states["plain@10"], "_note@10": states["note@10"]}
 
-    def columns_of(head: torch.nn.Linear, prefix: str, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        return {f"{prefix}{k}": embed_states(head, [v[i] for i in rows] if rows is not None else v)
+    def columns_of(model: GE2EModel, prefix: str, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return {f"{prefix}{k}": embed_states(model, [v[i] for i in rows] if rows is not None else v)
                 for k, v in views.items()}  # fmt: skip
 
     base = args.out / "baselines.npz"
     if base.exists():
         columns = dict(np.load(base))
     else:
-        columns = columns_of(trunk.linear, "ge2e")
-        columns.update({f"ge2e/2{k}": embed_states(trunk.linear, v, every=2) for k, v in views.items()})
+        columns = columns_of(trunk, "ge2e")
+        columns.update({f"ge2e/2{k}": embed_states(trunk, v, every=2) for k, v in views.items()})
         mood, mood_extractor = _load(args.mood)
         mfcc = MFCCEmbedder()
         mfcc.fit([w[0] for w in waves])
@@ -259,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
                 model, log = train(config, train_clips + states["pjs"])
                 logs[f"{tag}/{variant}/{fold}"] = log[-1] | {"last": log[-2]}
                 rows = np.flatnonzero(clips["fold"] == fold)
-                for key, x in columns_of(model.linear, f"{tag}:{variant}", rows).items():
+                for key, x in columns_of(model, f"{tag}:{variant}", rows).items():
                     columns.setdefault(key, np.zeros((len(clips), x.shape[1]), np.float32))[rows] = x
     np.savez(args.out / "embeddings.npz", **columns)
     (args.out / "train_logs.json").write_text(json.dumps(logs, indent=1))
