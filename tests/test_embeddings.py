@@ -145,9 +145,10 @@ def test_encoders_sharing_an_lstm_run_it_once(tmp_path, tiny_encoders, singing):
     timings: dict[str, float] = {}
     out = shared.embed(audio, timings=timings)
     assert "timbre+expression" in timings
-    waves = [audio.samples, audio.samples[: len(audio.samples) // 2]]
+    extractor = shared.models["timbre"][1]
+    inputs = extractor([audio.samples, audio.samples[: len(audio.samples) // 2]], return_tensors="pt")
     for name in ("timbre", "expression"):
-        np.testing.assert_allclose(shared._encode_shared(waves)[name == "expression"], shared._encode(name, waves),
+        np.testing.assert_allclose(shared._encode_shared(inputs)[name == "expression"], shared._encode(name, inputs),
                                    atol=1e-6)  # fmt: skip
     assert not np.allclose(out["timbre"], out["expression"])
     with torch.no_grad():

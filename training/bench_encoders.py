@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
-import numpy as np
 import torch
 
 from voicerec.audio import load_audio
 from voicerec.bench import Reference, load_average, synthetic_singing
 from voicerec.embeddings import Embedder
-from voicerec.note_adjust import adjust_to_reference
+from voicerec.pitch import track_pitch
 
 SHIPPED = "hub/voicerec-sscl-timbre,hub/voicerec-sscl-expression"
 
@@ -32,27 +30,24 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     audio = load_audio((16000, synthetic_singing(args.seconds)[0]))
-    waves = [audio.samples, np.asarray(adjust_to_reference(audio.samples, 16000)[0], dtype=np.float32)]
+    track = track_pitch(audio.samples, 16000)
     embedders = {}
     for spec in args.set or [f"shipped={SHIPPED}"]:
         name, _, folders = spec.partition("=")
         timbre, expression = folders.split(",")
         embedders[name] = Embedder.from_pretrained(timbre, expression, "hub/voicerec-tjae")
 
-    def encode(embedder: Embedder) -> None:
-        if embedder.shared_trunk:
-            embedder._encode_shared(waves)
-        else:
-            for name in ("timbre", "expression"):
-                embedder._encode(name, waves)
+    def encode(embedder: Embedder) -> float:
+        """Seconds of the timbre and expression encoders, the note-adjusted copy's inputs included."""
+        timings: dict[str, float] = {}
+        embedder.embed(audio, track, timings)
+        return sum(v for k, v in timings.items() if k != "mood")
 
     reference, times = Reference(), {name: [] for name in embedders}
     for _ in range(args.repeats + 1):  # the first round warms up
         reference.run()
         for name, embedder in embedders.items():
-            start = time.perf_counter()
-            encode(embedder)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(encode(embedder))
     print(f"load average {load_average()}; reference pass {reference.seconds:.3f} s")
     for name, values in times.items():
         seconds = statistics.median(values[1:])

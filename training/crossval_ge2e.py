@@ -40,8 +40,8 @@ from voicerec.audio import AudioInputError
 from voicerec.embeddings import EMBEDDING_NAMES, _load
 from voicerec.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics
 from voicerec.models.modeling_ge2e import window_starts
-from voicerec.note_adjust import adjust_to_reference
-from voicerec.pitch import track_pitch
+from voicerec.note_adjust import reference_shift
+from voicerec.pitch import HOP_SECONDS, PitchTrack, track_pitch
 
 DATASETS = ("gtsinger-dev", "mir1k-dev")
 FOLD_A = {"DE-Tenor-1", "EN-Alto-1", "ES-Soprano-1", "IT-Bass-2", "KO-Soprano-1"}
@@ -64,14 +64,13 @@ def dev_clips(data: Path) -> pd.DataFrame:
 
 
 def app_waves(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """The recording as the app sees it, and its note-adjusted copy; empty if the app refuses it (some mir1k-dev
-    clips hold under 3 s of singing)."""
+    """The recording as the app sees it and its f0 every 10 ms (NaN unvoiced), which the note adjustment moves;
+    empty if the app refuses it (some mir1k-dev clips hold under 3 s of singing)."""
     try:
         audio = load_audio(path)
     except AudioInputError:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    adjusted, _ = adjust_to_reference(audio.samples, audio.sampling_rate, track_pitch(audio.samples, 16000))
-    return audio.samples, np.asarray(adjusted, dtype=np.float32)
+        return np.zeros(0, np.float32), np.zeros(0)
+    return audio.samples, track_pitch(audio.samples, audio.sampling_rate).f0
 
 
 def cached_waves(paths: list[str], cache: Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -80,16 +79,24 @@ def cached_waves(paths: list[str], cache: Path) -> list[tuple[np.ndarray, np.nda
     todo = [(p, f) for p, f in zip(paths, files, strict=True) if not f.exists()]
     with ProcessPoolExecutor(2) as pool:
         results = pool.map(app_waves, [p for p, _ in todo], chunksize=4)
-        for (_, f), (plain, note) in tqdm(zip(todo, results, strict=True), total=len(todo), desc="app path"):
-            np.savez(f, plain=plain, note=note)
-    return [(z["plain"], z["note"]) for z in (np.load(f) for f in files)]
+        for (_, f), (plain, f0) in tqdm(zip(todo, results, strict=True), total=len(todo), desc="app path"):
+            np.savez(f, plain=plain, f0=f0)
+    return [(z["plain"], z["f0"]) for z in (np.load(f) for f in files)]
 
 
-def inference_states(trunk: GE2EModel, extractor: GE2EFeatureExtractor, wave: np.ndarray) -> np.ndarray:
-    """LSTM states of the windows the model reads on `wave` at inference."""
+def inference_states(
+    trunk: GE2EModel, extractor: GE2EFeatureExtractor, wave: np.ndarray, f0: np.ndarray | None = None
+) -> np.ndarray:
+    """LSTM states of the windows the model reads on `wave` at inference; on its note-adjusted copy if the wave's
+    f0 (10 ms frames) is given, shifted as `Embedder.embed` shifts it."""
     x = extractor.raise_volume(wave)
     size = trunk.config.window_frames
-    mel = extractor.mel_power(np.concatenate([x, np.zeros(size * extractor.hop_length, np.float32)]))
+    semitones = 0.0
+    if f0 is not None:
+        f0 = f0[: 1 + wave.size // extractor.hop_length]
+        semitones = reference_shift(PitchTrack(np.arange(f0.size) * HOP_SECONDS, f0, np.ones(f0.size)))
+    padded = np.concatenate([x, np.zeros(size * extractor.hop_length, np.float32)])
+    mel = extractor.mel_power(padded, semitones, f0)
     starts = window_starts(1 + x.size // extractor.hop_length, size, trunk.window_step, trunk.config.min_coverage)
     return states_at(trunk, mel, starts)
 
@@ -179,11 +186,11 @@ def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> dict:
     pjs_clips = [clip_states(trunk, extractor, load_audio(pjs / p).samples, "PJS", view_cfg)
                  for p in tqdm(m.loc[m["kind"] == "singing", "path"], desc="pjs states")]  # fmt: skip
     extra = {
-        "note": [inference_states(trunk, extractor, w[1]) for w in tqdm(waves, desc="note states")],
+        "note": [inference_states(trunk, extractor, w, f0) for w, f0 in tqdm(waves, desc="note states")],
     }
-    for key, source, i in (("plain@10", [c.plain for c in dev], 0), ("note@10", extra["note"], 1)):
-        extra[key] = [inference_states(trunk, extractor, w[i][:CUT]) if len(w[i]) > CUT else full
-                      for w, full in zip(waves, source, strict=True)]  # fmt: skip
+    for key, source, note in (("plain@10", [c.plain for c in dev], False), ("note@10", extra["note"], True)):
+        extra[key] = [inference_states(trunk, extractor, w[:CUT], f0 if note else None) if len(w) > CUT else full
+                      for (w, f0), full in zip(waves, source, strict=True)]  # fmt: skip
     states = {"dev": dev, "pjs": pjs_clips, **extra}
     cache.write_bytes(pickle.dumps(states))
     return states
@@ -214,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     clips = dev_clips(args.data)
-    waves = cached_waves(clips["path"].tolist(), args.out / "waves")
+    waves = cached_waves(clips["path"].tolist(), args.out / "app")
     usable = np.array([w[0].size > 0 for w in waves])
     print(f"{(~usable).sum()} of {len(clips)} clips refused by the app's input checks, left out")
     clips, waves = clips[usable].reset_index(drop=True), [w for w, ok in zip(waves, usable, strict=True) if ok]

@@ -2,7 +2,9 @@
 
 - `timbre`, `expression`: the two SSCL encoders on the recording as sung;
 - `timbre_note`, `expression_note`: the same encoders on a copy shifted (formants kept) so that its median
-  pitch sits on `note_adjust.REFERENCE_MIDI`: what the voice sounds like with the choice of key taken out;
+  pitch sits on `note_adjust.REFERENCE_MIDI`: what the voice sounds like with the choice of key taken out. An
+  encoder whose feature extractor can move the harmonics in its own spectrogram (GE2E's) gets the shift there;
+  one that reads waveforms gets a copy resynthesised by WORLD (`note_adjust.shift_pitch`);
 - `mood`: the pooled latent of the TJAE autoencoder.
 
 `fuse` concatenates the unit vectors, each multiplied by the square root of its weight, so that the dot product
@@ -19,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoFeatureExtractor, AutoModel, PreTrainedModel
+from transformers import AutoFeatureExtractor, AutoModel, BatchFeature, PreTrainedModel
 
 from . import registry
 from .audio import VoiceAudio
 from .defaults import resolve
 from .models.modeling_ge2e import GE2EModel
-from .note_adjust import adjust_to_reference
-from .pitch import PitchTrack
+from .note_adjust import reference_shift, shift_pitch
+from .pitch import PitchTrack, track_pitch
 
 EMBEDDING_NAMES = ("timbre", "expression", "timbre_note", "expression_note", "mood")
 
@@ -172,16 +174,26 @@ class Embedder:
             "mood": size["mood"],
         }
 
-    def _encode(self, name: str, waves: list[np.ndarray]) -> np.ndarray:
-        model, extractor = self.models[name]
-        inputs = extractor(waves, sampling_rate=extractor.sampling_rate, return_tensors="pt")
-        with torch.inference_mode():
-            return _unit(model(**inputs).embeddings)
+    def _inputs(self, name: str, samples: np.ndarray, semitones: float, track: PitchTrack) -> BatchFeature:
+        """One batch for encoder `name`: the recording and its note-adjusted copy."""
+        _, extractor = self.models[name]
+        rate = extractor.sampling_rate
+        if hasattr(extractor, "shift_harmonics"):  # moved in the spectrogram the encoder reads
+            frames = 1 + samples.size // extractor.hop_length
+            f0 = track.f0_at(np.arange(frames) * extractor.hop_length / rate)
+            return extractor([samples, samples], sampling_rate=rate, return_tensors="pt", semitones=[0.0, semitones],
+                             f0=[None, f0])  # fmt: skip
+        adjusted = shift_pitch(samples, rate, semitones, track)
+        return extractor([samples, adjusted], sampling_rate=rate, return_tensors="pt")
 
-    def _encode_shared(self, waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _encode(self, name: str, inputs: BatchFeature, **model_kwargs) -> np.ndarray:
+        model, _ = self.models[name]
+        with torch.inference_mode():
+            return _unit(model(**inputs, **model_kwargs).embeddings)
+
+    def _encode_shared(self, inputs: BatchFeature) -> tuple[np.ndarray, np.ndarray]:
         """Timbre and expression embeddings from one pass of the LSTM they share: two projections of its states."""
-        (timbre, extractor), (expression, _) = self.models["timbre"], self.models["expression"]
-        inputs = extractor(waves, sampling_rate=extractor.sampling_rate, return_tensors="pt")
+        timbre, expression = self.models["timbre"][0], self.models["expression"][0]
         with torch.inference_mode():
             windows, counts = timbre.windows_of(inputs["input_features"], inputs["attention_mask"])
             states = timbre.window_states(windows)
@@ -191,25 +203,30 @@ class Embedder:
         self, audio: VoiceAudio, track: PitchTrack | None = None, timings: dict[str, float] | None = None
     ) -> dict[str, np.ndarray]:
         """The five unit float32 embeddings. `track` (the recording's pitch) saves re-tracking for the note
-        adjustment; `timings`, if given, receives the seconds each stage took."""
+        adjustment; `timings`, if given, receives the seconds each stage took ("note_adjust": the inputs of the
+        recording and of its note-adjusted copy, for every encoder)."""
         timings = {} if timings is None else timings
         start = time.perf_counter()
-        adjusted, _ = adjust_to_reference(audio.samples, audio.sampling_rate, track)
+        track = track_pitch(audio.samples, audio.sampling_rate) if track is None else track
+        semitones = reference_shift(track)
+        names = ("timbre",) if self.shared_trunk else ("timbre", "expression")
+        inputs = {name: self._inputs(name, audio.samples, semitones, track) for name in names}
         timings["note_adjust"] = time.perf_counter() - start
-        waves = [audio.samples, np.asarray(adjusted, dtype=np.float32)]
         out: dict[str, np.ndarray] = {}
         if self.shared_trunk:
             start = time.perf_counter()
             (out["timbre"], out["timbre_note"]), (out["expression"], out["expression_note"]) = self._encode_shared(
-                waves
+                inputs["timbre"]
             )
             timings["timbre+expression"] = time.perf_counter() - start
         else:
-            for name in ("timbre", "expression"):
+            for name in names:
                 start = time.perf_counter()
-                out[name], out[f"{name}_note"] = self._encode(name, waves)  # one batch: original + adjusted
+                out[name], out[f"{name}_note"] = self._encode(name, inputs[name])  # one batch: original + adjusted
                 timings[name] = time.perf_counter() - start
         start = time.perf_counter()
-        out["mood"] = self._encode("mood", waves[:1])[0]
+        _, extractor = self.models["mood"]
+        mood_inputs = extractor([audio.samples], sampling_rate=extractor.sampling_rate, return_tensors="pt")
+        out["mood"] = self._encode("mood", mood_inputs, decode=False)[0]  # the latent only: no decoder
         timings["mood"] = time.perf_counter() - start
         return {name: out[name] for name in EMBEDDING_NAMES}

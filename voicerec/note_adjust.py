@@ -112,6 +112,14 @@ def shift_pitch(samples: np.ndarray, sr: int, semitones: float, track: PitchTrac
     return y.astype(np.float32)
 
 
+def reference_shift(track: PitchTrack) -> float:
+    """Semitones that move the recording's median voiced pitch onto REFERENCE_MIDI (within +-MAX_SHIFT)."""
+    midi = track.midi[track.voiced]
+    if midi.size == 0:
+        raise AudioInputError("No sung pitch was found, so the recording cannot be moved onto the reference note.")
+    return float(np.clip(REFERENCE_MIDI - np.median(midi), -MAX_SHIFT, MAX_SHIFT))
+
+
 def adjust_to_reference(samples: np.ndarray, sr: int, track: PitchTrack | None = None) -> tuple[np.ndarray, float]:
     """(audio shifted so its median voiced pitch is REFERENCE_MIDI, semitones applied).
 
@@ -120,8 +128,5 @@ def adjust_to_reference(samples: np.ndarray, sr: int, track: PitchTrack | None =
     """
     if track is None:
         track = track_pitch(samples, sr)
-    midi = track.midi[track.voiced]
-    if midi.size == 0:
-        raise AudioInputError("No sung pitch was found, so the recording cannot be moved onto the reference note.")
-    semitones = float(np.clip(REFERENCE_MIDI - np.median(midi), -MAX_SHIFT, MAX_SHIFT))
+    semitones = reference_shift(track)
     return shift_pitch(samples, sr, semitones, track), semitones

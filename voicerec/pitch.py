@@ -48,6 +48,12 @@ class PitchTrack:
         with np.errstate(invalid="ignore", divide="ignore"):
             return 69.0 + 12.0 * np.log2(self.f0 / 440.0)
 
+    def f0_at(self, times: np.ndarray) -> np.ndarray:
+        """f0 (NaN where unvoiced) of the frame nearest each of `times` (seconds; beyond the track: unvoiced)."""
+        nearest = np.rint((np.asarray(times) - self.times[0]) / self.hop_seconds).astype(int)
+        inside = (nearest >= 0) & (nearest < len(self.f0))
+        return np.where(inside, self.f0[np.clip(nearest, 0, len(self.f0) - 1)], np.nan)
+
     @property
     def hop_seconds(self) -> float:
         return float(self.times[1] - self.times[0]) if len(self.times) > 1 else HOP_SECONDS

@@ -107,17 +107,22 @@ class TJAEModel(TJAEPreTrainedModel):
             return shuffled
         raise ValueError(f"latent_mode must be None, 'zero' or 'shuffle', got {latent_mode!r}")
 
-    def autoencode(
-        self, x: torch.Tensor, mask: torch.Tensor, latent_mode: str | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised log-mel (batch, n_mels, frames) -> (latent, reconstruction), both (batch, channels, frames)."""
+    def encode(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Normalised log-mel (batch, n_mels, frames) -> (latent, each encoder layer's output for the time jumps)."""
         valid = mask[:, None, :].to(x.dtype)  # padded frames stay zero (matters for non-causal layers)
         h = self.encoder_in(x) * valid
         skips = []
         for layer in self.encoder:
             h = layer(h) * valid
             skips.append(h)
-        z = self.to_latent(h) * valid
+        return self.to_latent(h) * valid, skips
+
+    def autoencode(
+        self, x: torch.Tensor, mask: torch.Tensor, latent_mode: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised log-mel (batch, n_mels, frames) -> (latent, reconstruction), both (batch, channels, frames)."""
+        valid = mask[:, None, :].to(x.dtype)
+        z, skips = self.encode(x, mask)
         d = self.from_latent(self.replace_latent(z, mask, latent_mode)) * valid
         for i, layer in enumerate(self.decoder):
             if self.config.time_jumps:
@@ -152,15 +157,21 @@ class TJAEModel(TJAEPreTrainedModel):
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         latent_mode: str | None = None,
+        decode: bool = True,
         return_dict: bool | None = None,
         **kwargs,
     ) -> TJAEOutput | tuple:
-        """`latent_mode` ("zero" or "shuffle") replaces the latent before decoding, to show that it matters."""
+        """`latent_mode` ("zero" or "shuffle") replaces the latent before decoding, to show that it matters;
+        `decode=False` stops at the latent (no reconstruction, no loss): the mood embedding needs only the
+        encoder, and the decoder is half the network."""
         x, mask = self.normalized_logmel(input_values, attention_mask)
-        z, recon = self.autoencode(x, mask, latent_mode)
+        if decode:
+            z, recon = self.autoencode(x, mask, latent_mode)
+            valid = mask[:, None, :].to(x.dtype)
+            loss = ((recon - x).square() * valid).sum() / (valid.sum() * x.shape[1]).clamp_min(1.0)
+        else:
+            (z, _), recon, loss = self.encode(x, mask), None, None
         embeddings = F.normalize(self.pooled_latent(z, mask) - self.embedding_center, dim=-1)
-        valid = mask[:, None, :].to(x.dtype)
-        loss = ((recon - x).square() * valid).sum() / (valid.sum() * x.shape[1]).clamp_min(1.0)
         out = TJAEOutput(
             loss=loss,
             embeddings=embeddings,
