@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 
 from voicerec import MAX_SECONDS, AudioInputError, load_audio
+from voicerec.app.plots import breakdown_frame, range_keyboard
+from voicerec.audio.vocal_range import note_name
 from voicerec.defaults import ARTEFACTS
 from voicerec.embeddings import DEFAULT_WEIGHTS, EMBEDDING_NAMES
-from voicerec.plots import breakdown_frame, range_keyboard
 from voicerec.recommender import Recommendations, Recommender
-from voicerec.vocal_range import note_name
 
 logger = logging.getLogger("voicerec.app")
 

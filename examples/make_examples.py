@@ -1,4 +1,4 @@
-"""Write the app's example clips: ten seconds of synthetic singing (voicerec.synth), not recordings of people.
+"""Write the app's example clips: ten seconds of synthetic singing (voicerec.audio.synth), not recordings of people.
 
 `python -m examples.make_examples` (from the repo root) rewrites them; small FLAC files, so they ship with the
 repo and the Space.
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from voicerec.synth import VOICES, scale_melody, sing
+from voicerec.audio.synth import VOICES, scale_melody, sing
 
 SAMPLE_RATE = 16000
 # voice -> tonic (MIDI) of a stepwise melody in that voice's comfortable range

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from voicerec.synth import VOICES, scale_melody, sing  # noqa: E402
+from voicerec.audio.synth import VOICES, scale_melody, sing  # noqa: E402
 
 
 @pytest.fixture(scope="session")

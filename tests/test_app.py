@@ -10,8 +10,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.app_server import model_env, running_app
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.embeddings import EMBEDDING_NAMES
-from voicerec.synth import VOICES, scale_melody, sing
 
 SR = 16000
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from voicerec import MAX_SECONDS, MODEL_RATE, AudioInputError, load_audio
-from voicerec.synth import VOICES, scale_melody, sing
+from voicerec.audio.synth import VOICES, scale_melody, sing
 
 
 def _check_clean(audio, expected_seconds: float) -> None:

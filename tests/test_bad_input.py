@@ -22,8 +22,8 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 
 from tests.app_server import model_env, running_app
-from voicerec.audio import MAX_SECONDS, AudioInputError
-from voicerec.synth import VOICES, Voice, scale_melody, sing
+from voicerec.audio.input import MAX_SECONDS, AudioInputError
+from voicerec.audio.synth import VOICES, Voice, scale_melody, sing
 
 SR = 16000
 TONIC = 50  # the test melody moves stepwise in D major from D3

@@ -19,8 +19,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from app import CHART_SONGS, TABLE_COLUMNS
 from tests.app_server import model_env, running_app
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.embeddings import EMBEDDING_NAMES
-from voicerec.synth import VOICES, scale_melody, sing
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 TIMEOUT_MS = 60_000  # a busy CI machine analyses slowly
@@ -104,9 +104,10 @@ def check_figures(page: Page) -> None:
     draws them as SVG), one per song and embedding, for up to CHART_SONGS songs."""
     keyboard = page.locator("#keyboard svg.range-keyboard")
     expect(keyboard.locator('rect[data-part="tessitura"]').first).to_be_visible(timeout=TIMEOUT_MS)
-    assert keyboard.locator('rect[data-part="range"]').count() + keyboard.locator(
-        'rect[data-part="tessitura"]'
-    ).count() >= 2
+    assert (
+        keyboard.locator('rect[data-part="range"]').count() + keyboard.locator('rect[data-part="tessitura"]').count()
+        >= 2
+    )
     expect(keyboard).to_contain_text("tessitura")
     points = page.locator("#breakdown svg g.mark-symbol.role-mark path")  # not the legend's symbols
     expect(points.first).to_be_attached(timeout=TIMEOUT_MS)

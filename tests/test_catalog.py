@@ -17,12 +17,12 @@ import soundfile as sf
 import yaml
 
 import voicerec
-from voicerec.catalog import Catalog, build_catalog, read_metadata
+from voicerec.audio.keys import estimate_key
+from voicerec.audio.pitch import track_pitch
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.embeddings import EMBEDDING_NAMES, fuse
 from voicerec.export import export_model
-from voicerec.keys import estimate_key
-from voicerec.pitch import track_pitch
-from voicerec.synth import VOICES, scale_melody, sing
+from voicerec.search.catalog import Catalog, build_catalog, read_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 SONGS = [("bass", 43), ("tenor", 52), ("alto", 57), ("soprano", 65)]

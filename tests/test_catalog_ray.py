@@ -1,4 +1,4 @@
-"""The catalog build on Ray (voicerec.catalog_ray) against the single-process build: same catalog, resumable."""
+"""The catalog build on Ray (voicerec.search.catalog_ray) against the single-process build: same catalog, resumable."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from voicerec.catalog import Catalog, build_catalog
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.embeddings import EMBEDDING_NAMES
-from voicerec.synth import VOICES, scale_melody, sing
+from voicerec.search.catalog import Catalog, build_catalog
 
 ray = pytest.importorskip("ray")
 

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from voicerec.audio import load_audio
+from voicerec.audio.input import load_audio
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.cli import main
 from voicerec.embeddings import (
     DEFAULT_WEIGHTS,
@@ -23,7 +24,6 @@ from voicerec.embeddings import (
     normalise_weights,
     weights_fingerprint,
 )
-from voicerec.synth import VOICES, scale_melody, sing
 
 
 def _random_embeddings(rng: np.random.Generator, dims: dict[str, int]) -> dict[str, np.ndarray]:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicerec.evaluation import (
+from voicerec.audio.synth import VOICES, scale_melody, sing
+from voicerec.tools.evaluation import (
     MFCCEmbedder,
     equal_error_rate,
     ranking_metrics,
@@ -19,7 +20,6 @@ from voicerec.evaluation import (
     run_evaluation,
     technique_metrics,
 )
-from voicerec.synth import VOICES, scale_melody, sing
 
 # three singers: A and B with two songs (two takes of song 1), C with one song only
 SINGERS = ["A", "A", "A", "B", "B", "B", "C", "C"]

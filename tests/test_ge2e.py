@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from voicerec import GE2EConfig, GE2EFeatureExtractor, GE2EModel
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.models.modeling_ge2e import window_starts
-from voicerec.synth import VOICES, scale_melody, sing
 
 
 def test_mel_matches_librosa(singing):
@@ -111,8 +111,8 @@ def test_shifted_harmonics_sound_like_the_same_voice_in_the_new_key(midi, semito
     moves the formants with the pitch)."""
     from dataclasses import replace
 
-    from voicerec.note_adjust import shift_pitch
-    from voicerec.pitch import track_pitch
+    from voicerec.audio.note_adjust import shift_pitch
+    from voicerec.audio.pitch import track_pitch
 
     fe = GE2EFeatureExtractor()
     voice = replace(VOICES["tenor"], vibrato_cents=0.0, jitter_cents=0.0)

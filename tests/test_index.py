@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 import pytest
 
-from voicerec.bench import clustered_vectors
-from voicerec.index import VectorIndex, auto_factory
+from voicerec.search.index import VectorIndex, auto_factory
+from voicerec.tools.bench import clustered_vectors
 
 
 def test_auto_factory_tiers():

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from voicerec.audio import AudioInputError
-from voicerec.note_adjust import REFERENCE_MIDI, _aperiodicity, _world_f0, adjust_to_reference, shift_pitch
-from voicerec.pitch import PitchTrack, _fix_octaves, _periodicity, track_pitch
-from voicerec.synth import VOICES, scale_melody, sing
-from voicerec.vocal_range import (
+from voicerec.audio.input import AudioInputError
+from voicerec.audio.note_adjust import REFERENCE_MIDI, _aperiodicity, _world_f0, adjust_to_reference, shift_pitch
+from voicerec.audio.pitch import PitchTrack, _fix_octaves, _periodicity, track_pitch
+from voicerec.audio.synth import VOICES, scale_melody, sing
+from voicerec.audio.vocal_range import (
     MIN_HELD_SECONDS,
     VOICE_CENTRES,
     VocalRange,

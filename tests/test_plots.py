@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from voicerec.plots import RANGE_COLOUR, TESSITURA_COLOUR, breakdown_frame, keyboard_span, range_keyboard
+from voicerec.app.plots import RANGE_COLOUR, TESSITURA_COLOUR, breakdown_frame, keyboard_span, range_keyboard
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -23,9 +23,9 @@ from transformers import AutoModel
 
 import voicerec
 from tests.tiny_hub import build_tiny_hub, tiny_model
-from voicerec.publish import (
+from voicerec.defaults import HUB_DIR
+from voicerec.tools.publish import (
     DATASET_REPO,
-    HUB_DIR,
     MODEL_REPOS,
     SPACE_REPO,
     PublishError,
@@ -41,7 +41,7 @@ def tiny_hub(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def published(tiny_hub, tmp_path_factory) -> dict[str, voicerec.publish.Repo]:
+def published(tiny_hub, tmp_path_factory) -> dict[str, voicerec.tools.publish.Repo]:
     out = tmp_path_factory.mktemp("published")
     return {repo.folder.name: repo for repo in assemble(out, namespace="someorg", hub=tiny_hub)}
 

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from voicerec.catalog import build_catalog
+from voicerec.audio.keys import transpose_key
+from voicerec.audio.pitch import track_pitch
+from voicerec.audio.synth import VOICES, scale_melody, sing
+from voicerec.audio.vocal_range import estimate_range
 from voicerec.cli import main
 from voicerec.embeddings import EMBEDDING_NAMES, normalise_weights
-from voicerec.keys import transpose_key
-from voicerec.pitch import track_pitch
 from voicerec.recommender import Recommender
-from voicerec.synth import VOICES, scale_melody, sing
-from voicerec.vocal_range import estimate_range
+from voicerec.search.catalog import build_catalog
 
 TONIC = 55  # every catalog song is sung on the same notes, so only the voice tells them apart
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.tiny_hub import build_tiny_hub
-from voicerec.catalog import Catalog
 from voicerec.embeddings import Embedder
 from voicerec.models.modeling_ge2e import GE2EModel
+from voicerec.search.catalog import Catalog
 
 
 class _Boobytrap:
@@ -87,7 +87,7 @@ def test_runtime_code_loads_safetensors_only():
     """Every call that loads weights in the library and the app asks for safetensors (a pickle is refused)."""
     root = Path(__file__).resolve().parent.parent
     calls = []
-    for path in [*sorted((root / "voicerec").glob("*.py")), root / "app.py"]:
+    for path in [*sorted((root / "voicerec").rglob("*.py")), root / "app.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             func = getattr(node, "func", None)
             if isinstance(func, ast.Attribute) and func.attr == "from_pretrained":

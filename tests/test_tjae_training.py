@@ -14,8 +14,8 @@ from training.ablate_tjae import choose_winner
 from training.data import Clip
 from training.export_tjae import card_fields, reconstruction_figure
 from training.train_tjae import train
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.export import export_model
-from voicerec.synth import VOICES, scale_melody, sing
 
 TINY_MODEL = {"hidden_size": 16, "latent_size": 8, "layer_dilations": [1, 2, 4], "jump_size": 4}
 

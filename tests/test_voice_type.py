@@ -1,6 +1,6 @@
 """Formant cue of vocal-tract size and the voice type it informs.
 
-Most tests make vowels independently of `voicerec.synth`, the way a vocal tract does: a glottal pulse train
+Most tests make vowels independently of `voicerec.audio.synth`, the way a vocal tract does: a glottal pulse train
 through a cascade of two-pole resonators, whose formants are exactly known. The last ones check the synthetic
 singers the app's examples are made of.
 """
@@ -12,10 +12,10 @@ import pytest
 from scipy.signal import lfilter
 
 from examples.make_examples import CLIPS, SAMPLE_RATE, render
-from voicerec.formants import formant_frequencies, fourth_formant
-from voicerec.pitch import track_pitch
-from voicerec.synth import VOICES, VOWELS, midi_to_hz, scale_melody, sing
-from voicerec.vocal_range import FEMALE_TYPES, MALE_TYPES, estimate_range, is_female, voice_type
+from voicerec.audio.formants import formant_frequencies, fourth_formant
+from voicerec.audio.pitch import track_pitch
+from voicerec.audio.synth import VOICES, VOWELS, midi_to_hz, scale_melody, sing
+from voicerec.audio.vocal_range import FEMALE_TYPES, MALE_TYPES, estimate_range, is_female, voice_type
 
 SR = 16000
 MALE_VOWELS = {  # F1..F4 (Hz) of an adult male vocal tract
@@ -81,7 +81,7 @@ def test_voice_type_rule() -> None:
 
 @pytest.mark.parametrize("voice", ["baritone", "tenor", "alto", "mezzo"])
 def test_synthetic_voices_show_their_vocal_tract_size(voice: str) -> None:
-    """The F4 measured on `voicerec.synth` singing is the preset's own (median over the vowels sung)."""
+    """The F4 measured on `voicerec.audio.synth` singing is the preset's own (median over the vowels sung)."""
     tonic = {"baritone": 47, "tenor": 52, "alto": 55, "mezzo": 59}[voice]
     x = sing(scale_melody(tonic, n_notes=20, seconds=0.5, seed=7), VOICES[voice], SR, seed=7)
     true_f4 = np.median([f[3] for f, _ in VOWELS.values()]) * VOICES[voice].formant_scale

@@ -11,9 +11,9 @@ import soundfile as sf
 import torch
 
 import voicerec
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.export import MODEL_CARDS, export_model
-from voicerec.publish import DATASET_REPO, MODEL_REPOS
-from voicerec.synth import VOICES, scale_melody, sing
+from voicerec.tools.publish import DATASET_REPO, MODEL_REPOS
 
 CARD_OF = {"voicerec-sscl-timbre": "sscl.md", "voicerec-sscl-expression": "sscl.md", "voicerec-tjae": "tjae.md"}
 
@@ -51,7 +51,7 @@ def export_tiny_models(hub: Path) -> None:
 
 def build_tiny_catalog(hub: Path, songs: int = 4) -> None:
     """The catalog builder run over a few synthetic songs (different voices and keys) with the tiny encoders."""
-    from voicerec.catalog import build_catalog
+    from voicerec.search.catalog import build_catalog
 
     audio_dir = hub.parent / f"{hub.name}-songs"
     audio_dir.mkdir(parents=True, exist_ok=True)

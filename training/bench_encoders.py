@@ -1,5 +1,5 @@
 """What the timbre and expression encoders cost per request: both encoders on a 15 s recording and its
-note-adjusted copy, as `Embedder.embed` runs them, interleaved with the reference workload (`voicerec.bench`).
+note-adjusted copy, as `Embedder.embed` runs them, interleaved with the reference workload (`voicerec.tools.bench`).
 
     python -m training.bench_encoders                                   # the shipped hub/ encoders
     python -m training.bench_encoders --set old=OLD_TIMBRE,OLD_EXPRESSION --set new=NEW_TIMBRE,NEW_EXPRESSION
@@ -14,10 +14,10 @@ import statistics
 
 import torch
 
-from voicerec.audio import load_audio
-from voicerec.bench import Reference, load_average, synthetic_singing
+from voicerec.audio.input import load_audio
+from voicerec.audio.pitch import track_pitch
 from voicerec.embeddings import Embedder
-from voicerec.pitch import track_pitch
+from voicerec.tools.bench import Reference, load_average, synthetic_singing
 
 SHIPPED = "hub/voicerec-sscl-timbre,hub/voicerec-sscl-expression"
 

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from voicerec.catalog import Catalog, build_catalog
+from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.embeddings import EMBEDDING_NAMES
-from voicerec.synth import VOICES, scale_melody, sing
+from voicerec.search.catalog import Catalog, build_catalog
 
 RATE = 16000
 

@@ -27,9 +27,9 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from voicerec.catalog import build_catalog
 from voicerec.defaults import HUB_DIR
 from voicerec.embeddings import EMBEDDING_NAMES
+from voicerec.search.catalog import build_catalog
 
 BUILD_COMMAND = (
     "OMP_NUM_THREADS=1 python -m training.build_default_catalog --data ../shared/data --output hub/voicerec-catalog"

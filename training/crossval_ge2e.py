@@ -3,7 +3,7 @@
 The dev singers of gtsinger-dev and mir1k-dev are split in two folds (gtsinger-dev by the project's historical
 folds A and B, mir1k-dev alternately by name). For each recipe and fold, the timbre and expression encoders are
 fine-tuned on PJS and the *other* fold's singers and embed this fold's clips; retrieval (song-disjoint singer
-retrieval, `voicerec.evaluation`) stays within a fold and a dataset, and the queries of both folds are pooled, so
+retrieval, `voicerec.tools.evaluation`) stays within a fold and a dataset, and the queries of both folds are pooled, so
 every dev singer is a query once and no clip is embedded by a model that heard its singer. Clips go through the
 app's path (load, pitch, note adjustment) once, cached under `--out`; GE2E's LSTM states of every window are
 computed once too (the recipes train only the projection, training/finetune_ge2e.py).
@@ -36,12 +36,12 @@ from tqdm.auto import tqdm
 from training.finetune_ge2e import clip_states, load_config, states_at, train
 from training.tune_weights import Fold, fisher_weights, leave_one_singer_out
 from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
-from voicerec.audio import AudioInputError
+from voicerec.audio.input import AudioInputError
+from voicerec.audio.note_adjust import reference_shift
+from voicerec.audio.pitch import HOP_SECONDS, PitchTrack, track_pitch
 from voicerec.embeddings import EMBEDDING_NAMES, _load
-from voicerec.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics
 from voicerec.models.modeling_ge2e import window_starts
-from voicerec.note_adjust import reference_shift
-from voicerec.pitch import HOP_SECONDS, PitchTrack, track_pitch
+from voicerec.tools.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics
 
 DATASETS = ("gtsinger-dev", "mir1k-dev")
 FOLD_A = {"DE-Tenor-1", "EN-Alto-1", "ES-Soprano-1", "IT-Bass-2", "KO-Soprano-1"}

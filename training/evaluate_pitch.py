@@ -1,8 +1,8 @@
 """Evaluate the pitch tracker, note adjustment and voice type; prints markdown tables for the README.
 
-1. Speed (x real time, one thread) of `voicerec.pitch.track_pitch` against librosa's pyin and yin, and the
+1. Speed (x real time, one thread) of `voicerec.audio.pitch.track_pitch` against librosa's pyin and yin, and the
    seconds `note_adjust.adjust_to_reference` takes per 15 s clip.
-2. Accuracy on synthetic singing of known notes (every `voicerec.synth` voice, in its own range): raw pitch
+2. Accuracy on synthetic singing of known notes (every `voicerec.audio.synth` voice, in its own range): raw pitch
    accuracy (frames on held notes that are voiced and within 50 cents of the note), notes whose median tracked
    pitch is within 50 cents, voicing recall and octave-error rate (voiced frames within 100 cents of a whole
    number of octaves off), without and with vibrato. With vibrato (30-55 cents deep) the frame accuracy
@@ -39,12 +39,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from voicerec.audio import AudioInputError, load_audio
-from voicerec.formants import harmonic_share
-from voicerec.note_adjust import adjust_to_reference
-from voicerec.pitch import track_pitch
-from voicerec.synth import VOICES, scale_melody, sing
-from voicerec.vocal_range import (
+from voicerec.audio.formants import harmonic_share
+from voicerec.audio.input import AudioInputError, load_audio
+from voicerec.audio.note_adjust import adjust_to_reference
+from voicerec.audio.pitch import track_pitch
+from voicerec.audio.synth import VOICES, scale_melody, sing
+from voicerec.audio.vocal_range import (
     MIN_HELD_SECONDS,
     VOICE_CENTRES,
     VOICE_TYPES,

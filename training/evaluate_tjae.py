@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from training.data import Clip, load_clips  # noqa: E402
 from training.train_tjae import is_heldout, load_config, load_data  # noqa: E402
-from voicerec.evaluation import retrieval_metrics  # noqa: E402
+from voicerec.tools.evaluation import retrieval_metrics  # noqa: E402
 
 SR = 16000
 GTSINGER = "../shared/data/gtsinger-dev"

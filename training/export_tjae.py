@@ -25,8 +25,8 @@ from training.ablate_tjae import COMPARED, latent_matters  # noqa: E402
 from training.ablate_tjae import markdown_table as ablation_table  # noqa: E402
 from training.evaluate_tjae import markdown_tables  # noqa: E402
 from training.train_tjae import load_config  # noqa: E402
+from voicerec.audio.synth import VOICES, scale_melody, sing  # noqa: E402
 from voicerec.export import export_model  # noqa: E402
-from voicerec.synth import VOICES, scale_melody, sing  # noqa: E402
 
 FIGURE = "reconstruction.png"
 
@@ -92,7 +92,7 @@ def dropout_table(evaluation: dict, control: dict | None) -> str:
 def reconstruction_figure(model, path: str | Path, seed: int = 0) -> Path:
     """Input and reconstructions (true, zeroed, time-shuffled latent) of a synthetic sung phrase, as a PNG.
 
-    Synthetic singing (voicerec.synth) keeps the corpora's audio, and anything computed from it, out of the
+    Synthetic singing (voicerec.audio.synth) keeps the corpora's audio, and anything computed from it, out of the
     published folder; the held-out figures are in the card's tables.
     """
     audio = sing(scale_melody(55, n_notes=10, seconds=0.3, seed=seed), VOICES["tenor"], sr=16000, seed=seed)

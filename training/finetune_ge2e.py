@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from training.augment import pitch_shift, semitone_ratio
 from training.moco import POLICIES, KeyQueue, contrastive_logits, info_nce, momentum_update
 from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
-from voicerec.audio import AudioInputError
+from voicerec.audio.input import AudioInputError
 from voicerec.models.modeling_ge2e import window_starts
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from training.data import Clip, RandomCrops, load_clips  # noqa: E402
 from voicerec import TJAEConfig, TJAEModel  # noqa: E402
-from voicerec.synth import VOICES, scale_melody, sing  # noqa: E402
+from voicerec.audio.synth import VOICES, scale_melody, sing  # noqa: E402
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:

@@ -41,11 +41,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from voicerec.audio import load_audio
+from voicerec.audio.input import load_audio
+from voicerec.audio.pitch import track_pitch
 from voicerec.defaults import HUB_DIR
 from voicerec.embeddings import EMBEDDING_NAMES, Embedder, weights_fingerprint
-from voicerec.evaluation import ranking_metrics, read_eval_set, retrieval_masks
-from voicerec.pitch import track_pitch
+from voicerec.tools.evaluation import ranking_metrics, read_eval_set, retrieval_masks
 
 FOLD_A = ("DE-Tenor-1", "EN-Alto-1", "ES-Soprano-1", "IT-Bass-2", "KO-Soprano-1")
 MODEL_NAMES = ("timbre", "expression", "mood")

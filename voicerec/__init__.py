@@ -1,6 +1,6 @@
 """voicerec: recommend songs to sing from a short recording of the singer's voice."""
 
-from .audio import MAX_SECONDS, MIN_VOICED_SECONDS, MODEL_RATE, AudioInputError, VoiceAudio, load_audio
+from .audio.input import MAX_SECONDS, MIN_VOICED_SECONDS, MODEL_RATE, AudioInputError, VoiceAudio, load_audio
 from .models.configuration_ge2e import GE2EConfig
 from .models.configuration_sscl import SSCLConfig
 from .models.configuration_tjae import TJAEConfig

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .audio import AudioInputError, load_audio
+from .audio.input import AudioInputError, load_audio
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -81,8 +81,8 @@ def _embed(args: argparse.Namespace) -> int:
 
 def _catalog_build(args: argparse.Namespace) -> int:
     """Build (or resume) a Hub-ready catalog folder from a folder of songs."""
-    from .catalog import build_catalog
-    from .separation import SeparationError
+    from .audio.separation import SeparationError
+    from .search.catalog import build_catalog
 
     try:
         report = build_catalog(
@@ -121,7 +121,7 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """Song-disjoint singer retrieval of each --model and the random/MFCC baselines; tables + maps in --out."""
-    from .evaluation import load_embedder, run_evaluation
+    from .tools.evaluation import load_embedder, run_evaluation
 
     embedders = {}
     for item in args.model:
@@ -138,7 +138,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     """Assemble the five Hub repos under --out; with --push upload exactly those folders."""
-    from .publish import PublishError, assemble, push
+    from .tools.publish import PublishError, assemble, push
 
     try:
         repos = assemble(args.out, args.namespace, args.revision or "main")
@@ -156,7 +156,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """Print this machine's benchmark tables (markdown), and save them with --output."""
-    from .bench import run
+    from .tools.bench import run
 
     sizes = tuple(int(float(x)) for x in args.sizes.split(","))
     sources = {"timbre": args.timbre, "expression": args.expression, "mood": args.mood, "catalog": args.catalog}
@@ -168,7 +168,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _loadtest(args: argparse.Namespace) -> int:
     """Concurrent gradio_client requests against a running app; exit 1 if any failed."""
-    from .loadtest import run_loadtest
+    from .tools.loadtest import run_loadtest
 
     report = run_loadtest(args.url, args.clients, args.seconds, args.audio)
     print(report.summary())
@@ -232,8 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--push", action="store_true", help="upload with huggingface_hub (token from HF_TOKEN)")
     pub.add_argument("--private", action="store_true", help="create the repos private")
     pub.set_defaults(func=_publish)
-    bench = sub.add_parser("bench", help="time the HTTP round trip, each stage, search at 1k..1M songs, pitch "
-                           "trackers, memory; each also as a ratio to a reference LSTM pass timed in the same run")
+    bench = sub.add_parser(
+        "bench",
+        help="time the HTTP round trip, each stage, search at 1k..1M songs, pitch "
+        "trackers, memory; each also as a ratio to a reference LSTM pass timed in the same run",
+    )
     for name in ("timbre", "expression", "mood", "catalog"):
         bench.add_argument(f"--{name}", help=f"{name}: folder or Hub id (default: $VOICEREC_*, then hub/)")
     bench.add_argument("--seconds", type=float, default=15.0, help="length of the test recording")

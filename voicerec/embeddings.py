@@ -24,11 +24,11 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModel, BatchFeature, PreTrainedModel
 
 from . import registry
-from .audio import VoiceAudio
+from .audio.input import VoiceAudio
+from .audio.note_adjust import reference_shift, shift_pitch
+from .audio.pitch import PitchTrack, track_pitch
 from .defaults import resolve
 from .models.modeling_ge2e import GE2EModel
-from .note_adjust import reference_shift, shift_pitch
-from .pitch import PitchTrack, track_pitch
 
 EMBEDDING_NAMES = ("timbre", "expression", "timbre_note", "expression_note", "mood")
 

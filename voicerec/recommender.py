@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .audio import VoiceAudio, load_audio
-from .catalog import Catalog
+from .audio.input import VoiceAudio, load_audio
+from .audio.pitch import PitchTrack, track_pitch
+from .audio.vocal_range import VocalRange, estimate_range, note_name
 from .embeddings import EMBEDDING_NAMES, Embedder
-from .index import VectorIndex
-from .pitch import PitchTrack, track_pitch
-from .ranking import DEFAULT_RANGE_WEIGHT, Recommendation, rank
-from .vocal_range import VocalRange, estimate_range, note_name
+from .search.catalog import Catalog
+from .search.index import VectorIndex
+from .search.ranking import DEFAULT_RANGE_WEIGHT, Recommendation, rank
 
 
 @dataclass
@@ -131,7 +131,7 @@ class Recommender:
     def warm_up(self) -> None:
         """Analyse 6 s of synthetic singing once, at start-up: the one-off costs of a first call (torch's thread
         pool and kernels, lazily built caches) are then not paid by the first singer."""
-        from .synth import VOICES, scale_melody, sing
+        from .audio.synth import VOICES, scale_melody, sing
 
         rate = 16000
         self.recommend((rate, sing(scale_melody(50, n_notes=12, seconds=0.5), VOICES["baritone"], rate)), top=1)

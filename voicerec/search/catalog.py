@@ -24,7 +24,7 @@ The card's YAML also records the weights `fused` was made with and which encoder
 embeddings (`voicerec:` block), so a recommender can tell a catalog built with other encoders.
 `build_catalog` writes aside and moves into place, caches each song's analysis (content-addressed, so an
 interrupted or repeated build only computes what is missing), runs in worker processes and in shards, or on
-Ray (voicerec.catalog_ray).
+Ray (voicerec.search.catalog_ray).
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ import pyarrow.parquet as pq
 import yaml
 from tqdm.auto import tqdm
 
-from .audio import AudioInputError, load_audio
-from .defaults import HUB_DIR, HUB_NAMESPACE, cache_dir, resolve
-from .embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights
-from .export import render_card
-from .keys import estimate_key
-from .pitch import HOP_SECONDS, PitchTrack, track_pitch
-from .vocal_range import estimate_range
+from ..audio.input import AudioInputError, load_audio
+from ..audio.keys import estimate_key
+from ..audio.pitch import HOP_SECONDS, PitchTrack, track_pitch
+from ..audio.vocal_range import estimate_range
+from ..defaults import HUB_DIR, HUB_NAMESPACE, cache_dir, resolve
+from ..embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights
+from ..export import render_card
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
 TEXT_COLUMNS = ("title", "artist", "language", "source", "license", "voice", "key")
@@ -208,7 +208,7 @@ def group_takes(rows: list[dict]) -> dict[str, list[dict]]:
 
 def separate_song(path: Path) -> tuple[int, np.ndarray]:
     """(sampling rate, vocals) of a full mix: its first 180 s through demucs."""
-    from .separation import separate_vocals
+    from ..audio.separation import separate_vocals
 
     mix, sr = librosa.load(str(path), sr=None, mono=False, duration=180.0)
     return int(sr), separate_vocals(mix.T if mix.ndim == 2 else mix, sr)
@@ -487,7 +487,7 @@ def build_catalog(
     new folder aside and swaps it in; `shard="i/n"` builds every n-th song from the i-th and atomically writes
     only `data/train-<i>-of-<n>.parquet` (and the card) into `output`, so shards can run on several machines
     and their files be gathered into one folder. `engine="ray"` analyses the songs on a Ray cluster
-    (voicerec.catalog_ray; `address` None starts a local one) with `num_proc` analysis actors (None: per CPU).
+    (voicerec.search.catalog_ray; `address` None starts a local one) with `num_proc` analysis actors (None: per CPU).
     """
     start = time.perf_counter()
     audio_dir, output = Path(audio_dir), Path(output)
@@ -497,7 +497,7 @@ def build_catalog(
         entries = entries[part[0] :: part[1]]
     rows = [row for takes in entries for row in takes]
     if separate:
-        from .separation import _model
+        from ..audio.separation import _model
 
         _model()  # fail now, with the install hint, rather than once per song
     sources = {"timbre": resolve("timbre", timbre), "expression": resolve("expression", expression),

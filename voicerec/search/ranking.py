@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..audio.keys import transpose_key
+from ..audio.vocal_range import VocalRange, note_name, range_fit
+from ..embeddings import EMBEDDING_NAMES, normalise_weights
 from .catalog import Catalog
-from .embeddings import EMBEDDING_NAMES, normalise_weights
 from .index import VectorIndex
-from .keys import transpose_key
-from .vocal_range import VocalRange, note_name, range_fit
 
 DEFAULT_RANGE_WEIGHT = 0.3
 MIN_POOL = 200

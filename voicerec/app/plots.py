@@ -14,7 +14,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from .vocal_range import note_name
+from ..audio.vocal_range import note_name
 
 _BLACK_PITCH_CLASSES = {1, 3, 6, 8, 10}
 RANGE_COLOUR = "#9ecae1"

@@ -8,15 +8,15 @@ which is what such an encoder does with 15 s of audio.
 - HTTP round trip: a 15 s recording sent to `python app.py` with gradio_client, p50 over several calls;
 - end to end: one 15 s recording through `Recommender.recommend`, with each stage's share (the one-off model and
   catalog loading is reported beside it), and the composed time at 10k and 1M songs;
-- search: the catalog index (`voicerec.index.VectorIndex`, exact up to 100k vectors, IVF-SQ8 above) against a
+- search: the catalog index (`voicerec.search.index.VectorIndex`, exact up to 100k vectors, IVF-SQ8 above) against a
   plain numpy scan, over 1k..1M synthetic fused vectors of the real dimension, with the index's recall; and at 1M
   the IVF-PQ it switches to from 10M songs, with memory per song and what 100M songs would take;
-- pitch: the chosen tracker (`voicerec.pitch.track_pitch`) against librosa's pyin on the same synthetic singing,
+- pitch: the chosen tracker (`voicerec.audio.pitch.track_pitch`) against librosa's pyin on the same synthetic singing,
   with their error against the known sung notes;
 - embedding throughput (clips/s) and catalog build speed (x real time) with the real encoders;
 - peak memory (RSS) of `python app.py` after it answered those requests.
 
-The recordings are synthetic singing (voicerec.synth), so the benchmark runs anywhere; timings are medians.
+The recordings are synthetic singing (voicerec.audio.synth), so the benchmark runs anywhere; timings are medians.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from .audio import load_audio
-from .defaults import REPO_ROOT, resolve
-from .index import PQ_FROM, VectorIndex, auto_factory
-from .pitch import track_pitch
-from .synth import VOICES, scale_melody, sing
+from ..audio.input import load_audio
+from ..audio.pitch import track_pitch
+from ..audio.synth import VOICES, scale_melody, sing
+from ..defaults import REPO_ROOT, resolve
+from ..search.index import PQ_FROM, VectorIndex, auto_factory
 
 RATE = 16000
 NOTE_SECONDS = 0.5
@@ -124,12 +124,10 @@ class Reference:
 # ------------------------------------------------------------------------------------------ end to end
 
 
-def end_to_end(
-    seconds: float, repeats: int, sources: dict[str, str]
-) -> tuple[pd.DataFrame, dict[str, float]]:
+def end_to_end(seconds: float, repeats: int, sources: dict[str, str]) -> tuple[pd.DataFrame, dict[str, float]]:
     """Each stage of `Recommender.recommend` on one recording (median of `repeats`), in seconds and as a ratio
     to the reference passes timed between the calls."""
-    from .recommender import Recommender
+    from ..recommender import Recommender
 
     start = time.perf_counter()
     recommender = Recommender.from_pretrained(**sources)
@@ -271,7 +269,11 @@ def pitch_trackers(seconds: float, repeats: int) -> pd.DataFrame:
     rows = []
     fast, track = timed(lambda: track_pitch(audio, RATE), repeats)
     rows.append(
-        ("voicerec.pitch.track_pitch (WORLD DIO + StoneMask)", fast, *_note_errors(track.times, track.midi, notes))
+        (
+            "voicerec.audio.pitch.track_pitch (WORLD DIO + StoneMask)",
+            fast,
+            *_note_errors(track.times, track.midi, notes),
+        )
     )
 
     def pyin():
@@ -291,7 +293,7 @@ def pitch_trackers(seconds: float, repeats: int) -> pd.DataFrame:
 
 
 def embedding_throughput(sources: dict[str, str], clips: int, seconds: float = 10.0) -> dict[str, float]:
-    from .embeddings import Embedder
+    from ..embeddings import Embedder
 
     embedder = Embedder.from_pretrained(**{k: sources[k] for k in ("timbre", "expression", "mood")})
     audios = [load_audio((RATE, synthetic_singing(seconds, seed=i)[0])) for i in range(clips)]
@@ -304,7 +306,7 @@ def embedding_throughput(sources: dict[str, str], clips: int, seconds: float = 1
 
 
 def catalog_build_speed(sources: dict[str, str], songs: int, seconds: float = 20.0) -> dict[str, float]:
-    from .catalog import build_catalog
+    from ..search.catalog import build_catalog
 
     with tempfile.TemporaryDirectory() as tmp:
         audio_dir = Path(tmp) / "songs"

@@ -7,7 +7,7 @@ percentile and the *tessitura* (where the voice spends most of its time) the 25t
 
 Voice type. Pitch alone cannot tell a high male voice from a low female one (a tenor and an alto share most
 of their notes), so when the recording itself is given, a cue of vocal-tract size joins it: the median fourth
-formant (`voicerec.formants`), higher for a shorter, typically female, vocal tract. Each cue counts in units of
+formant (`voicerec.audio.formants`), higher for a shorter, typically female, vocal tract. Each cue counts in units of
 the usual gap between men and women: about an octave in pitch, about 3 semitones (18 %) in formants, so one
 semitone of F4 weighs as much as `FORMANT_WEIGHT` = 4 semitones of pitch. A voice is female when
 median + 4 x (F4 in semitones above 3.8 kHz) is above `FEMALE_ABOVE_MIDI`; then the type is the nearest of the
@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 import librosa
 import numpy as np
 
-from voicerec.audio import MODEL_RATE, AudioInputError
-from voicerec.formants import fourth_formant, harmonic_share
-from voicerec.pitch import PitchTrack
+from .formants import fourth_formant, harmonic_share
+from .input import MODEL_RATE, AudioInputError
+from .pitch import PitchTrack
 
 MIN_PITCHED_SECONDS = 2.0
 """Less clearly pitched singing than this gives no meaningful range."""

@@ -30,7 +30,7 @@ from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
 from tqdm.auto import tqdm
 
-from .audio import MODEL_RATE, load_audio
+from ..audio.input import MODEL_RATE, load_audio
 
 Embedder = Callable[[list[np.ndarray]], np.ndarray]
 """Waveforms (16 kHz mono float32) -> embeddings (one row per waveform)."""
@@ -244,15 +244,15 @@ class PipelineEmbedder:
     _cache: dict[bytes, dict[str, np.ndarray]] = {}
 
     def __init__(self, name: str) -> None:
-        from .embeddings import EMBEDDING_NAMES
+        from ..embeddings import EMBEDDING_NAMES
 
         if name not in EMBEDDING_NAMES:
             raise ValueError(f"Unknown embedding voicerec:{name}; use one of {', '.join(EMBEDDING_NAMES)}.")
         self.name = name
 
     def __call__(self, waves: list[np.ndarray]) -> np.ndarray:
-        from .embeddings import Embedder
-        from .pitch import track_pitch
+        from ..audio.pitch import track_pitch
+        from ..embeddings import Embedder
 
         if PipelineEmbedder._embedder is None:
             PipelineEmbedder._embedder = Embedder.from_pretrained()

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pyworld
 
-from voicerec.audio import AudioInputError
-from voicerec.pitch import HOP_SECONDS, PitchTrack, track_pitch
+from .input import AudioInputError
+from .pitch import HOP_SECONDS, PitchTrack, track_pitch
 
 REFERENCE_MIDI = 57
 """A3 (220 Hz): where typical male and female ranges overlap, so no voice is shifted by much more than an octave."""

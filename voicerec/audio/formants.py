@@ -17,7 +17,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from voicerec.pitch import PitchTrack
+from .pitch import PitchTrack
 
 LPC_RATE = 11000
 LPC_ORDER = 12

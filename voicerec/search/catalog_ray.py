@@ -3,7 +3,7 @@
 A Ray Data pipeline over the songs the cache lacks: the file list -> vocals separation (demucs; an actor pool of
 its own, one GPU per actor when the cluster has GPUs) -> analysis (an actor pool, each actor loads the encoders
 once) -> back to the driver, which writes each song's cache entry as it arrives. The driver then assembles the
-catalog from the cache exactly as the local engine does (voicerec.catalog), so both engines give the same rows,
+catalog from the cache exactly as the local engine does (voicerec.search.catalog), so both engines give the same rows,
 a killed build resumes from what reached the cache, and the finished folder is swapped in atomically.
 
 Workers read the audio and the encoders at the paths the driver gives: on a cluster of several machines, put
@@ -34,7 +34,7 @@ class _Separator:
     """Ray actor: demucs loaded once; each song's vocals (float32 bytes and rate), or the error it raised."""
 
     def __init__(self):
-        from .separation import _model
+        from ..audio.separation import _model
 
         _model()
 
@@ -61,7 +61,7 @@ class _Analyser:
     def __init__(self, sources: dict[str, str]):
         import torch
 
-        from .embeddings import Embedder
+        from ..embeddings import Embedder
 
         torch.set_num_threads(1)  # one core per actor, as Ray schedules it
         self.embedder = Embedder.from_pretrained(**sources)
@@ -107,7 +107,7 @@ def analyse_on_ray(
     if started:
         # ship this voicerec to the workers (a cluster's nodes need its dependencies installed, not voicerec)
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=progress,
-                 runtime_env={"py_modules": [str(Path(__file__).parent)]})  # fmt: skip
+                 runtime_env={"py_modules": [str(Path(__file__).parents[1])]})  # fmt: skip
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = progress

@@ -19,8 +19,8 @@ from string import Template
 
 from huggingface_hub import DatasetCard, HfApi, ModelCard
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HUB_DIR = REPO_ROOT / "hub"
+from ..defaults import HUB_DIR, REPO_ROOT
+
 DEFAULT_NAMESPACE = "voicerec"
 MODEL_REPOS = {
     "voicerec-sscl-timbre": "VOICEREC_TIMBRE_MODEL",

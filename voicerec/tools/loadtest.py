@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .synth import VOICES, scale_melody, sing
+from ..audio.synth import VOICES, scale_melody, sing
 
 
 @dataclass

@@ -49,7 +49,8 @@ VOICES: dict[str, Voice] = {
 
 NOTE_LEVEL_DB = 4.0
 """Spread (standard deviation, dB) of the level from note to note: a singer's dynamics, and what makes a clean
-recording's loud frames stand out from its quiet ones as they do in real singing (`voicerec.audio`'s noise check)."""
+recording's loud frames stand out from its quiet ones as they do in real singing (`voicerec.audio.input`'s noise
+check)."""
 
 
 def midi_to_hz(midi: float | np.ndarray) -> float | np.ndarray:

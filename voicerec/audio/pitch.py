@@ -18,7 +18,7 @@ import numpy as np
 import pyworld
 from scipy.ndimage import median_filter
 
-from voicerec.audio import AudioInputError
+from .input import AudioInputError
 
 HOP_SECONDS = 0.010
 MIN_CONFIDENCE = 0.5

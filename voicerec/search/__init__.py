@@ -1,0 +1,1 @@
+"""Finding songs: the catalog, its vector index and the ranking of candidates for a singer."""

@@ -1,0 +1,1 @@
+"""Developer tools over the library: evaluation, benchmarks, load tests and publishing to the Hub."""
