@@ -331,12 +331,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+EMPTY_APP = """
+import sys, gradio as gr
+with gr.Blocks() as demo:
+    recording, answer, button = gr.Audio(type="filepath"), gr.Textbox(), gr.Button()
+    button.click(lambda path: "ok", recording, answer, api_name="recommend")
+demo.queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[-1]))
+"""
+"""A Gradio app with the same /recommend input that answers at once: the round trip's floor (upload, queue, events)
+on this machine, whatever the analysis costs."""
+
+
 @contextlib.contextmanager
-def serve_app(env: dict[str, str], timeout: float = 300.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python app.py` on a free localhost port; yields (url, process) once it answers."""
+def serve_app(
+    env: dict[str, str], timeout: float = 300.0, empty: bool = False
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python app.py` (or, with `empty`, EMPTY_APP) on a free localhost port; yields (url, process) once it
+    answers."""
     port = _free_port()
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="voicerec-app-")
-    cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
+    app = ["-c", EMPTY_APP, str(port)] if empty else ["app.py", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, *app]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -362,33 +377,45 @@ def serve_app(env: dict[str, str], timeout: float = 300.0) -> Iterator[tuple[str
         log.close()
 
 
-def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> pd.DataFrame:
-    """What a singer waits for: a `seconds` recording sent to `python app.py`'s /recommend with gradio_client
-    (upload, queue, analysis, the page's outputs), p50 and max of `requests` calls after one warm-up call, each
-    call preceded by a reference pass; then the app's peak resident memory (VmHWM)."""
+def _round_trips(url: str, path: Path, reference: Reference, requests: int) -> list[float]:
+    """Seconds of `requests` calls of /recommend with the file at `path`, after one warm-up call, each call preceded
+    by a reference pass."""
     from gradio_client import Client, handle_file
 
+    client = Client(url, verbose=False, analytics_enabled=False)
+    client.predict(handle_file(str(path)), api_name="/recommend")  # warm-up
+    latencies = []
+    for _ in range(requests):
+        reference.run()
+        start = time.perf_counter()
+        client.predict(handle_file(str(path)), api_name="/recommend")
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> pd.DataFrame:
+    """What a singer waits for: a `seconds` recording sent to `python app.py`'s /recommend with gradio_client
+    (upload, queue, analysis, the page's outputs), p50 and max of `requests` calls; the same calls to an app that
+    answers at once (the transport's floor); then the app's peak resident memory (VmHWM)."""
     env = {"VOICEREC_TIMBRE_MODEL": sources["timbre"], "VOICEREC_EXPRESSION_MODEL": sources["expression"],
            "VOICEREC_MOOD_MODEL": sources["mood"], "VOICEREC_CATALOG": sources["catalog"],
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}  # fmt: skip
     reference = Reference()
-    with tempfile.TemporaryDirectory() as tmp, serve_app(env) as (url, proc):
+    with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "singing.wav"
         sf.write(path, synthetic_singing(seconds)[0], RATE)
-        client = Client(url, verbose=False, analytics_enabled=False)
-        client.predict(handle_file(str(path)), api_name="/recommend")  # warm-up
-        latencies = []
-        for _ in range(requests):
-            reference.run()
-            start = time.perf_counter()
-            client.predict(handle_file(str(path)), api_name="/recommend")
-            latencies.append(time.perf_counter() - start)
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        with serve_app(env) as (url, proc):
+            latencies = _round_trips(url, path, reference, requests)
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        with serve_app(env, empty=True) as (url, _):
+            floor = statistics.median(_round_trips(url, path, reference, requests))
     p50, worst = statistics.median(latencies), max(latencies)
     return pd.DataFrame([
         {"measure": f"HTTP round trip p50 ({requests} calls)", "value": p50, "x reference": reference.ratio(p50)},
         {"measure": "HTTP round trip max", "value": worst, "x reference": reference.ratio(worst)},
+        {"measure": "floor: the same calls to a Gradio app that answers at once, p50", "value": floor,
+         "x reference": reference.ratio(floor)},
         {"measure": f"reference: {REFERENCE}, s", "value": reference.seconds, "x reference": 1.0},
         {"measure": "app peak RSS, MB", "value": peak_kb / 1024, "x reference": ""},
     ])  # fmt: skip
