@@ -8,11 +8,20 @@ from fractions import Fraction
 import librosa
 import numpy as np
 import pytest
+import pyworld
 from scipy.signal import resample_poly
 
 from voicerec.audio.input import AudioInputError
 from voicerec.audio.note_adjust import REFERENCE_MIDI, _aperiodicity, _world_f0, adjust_to_reference, shift_pitch
-from voicerec.audio.pitch import PitchTrack, _fix_octaves, _periodicity, track_pitch
+from voicerec.audio.pitch import (
+    DIO_CHANNELS_IN_OCTAVE,
+    DIO_SPEED,
+    PitchTrack,
+    _fix_octaves,
+    _periodicity,
+    _refine,
+    track_pitch,
+)
 from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.audio.vocal_range import (
     MIN_HELD_SECONDS,
@@ -46,6 +55,32 @@ def test_tracker_is_accurate_without_octave_errors(voice: str, tonic: int) -> No
     cents = (track.midi[held] - truth[held]) * 100
     assert np.mean(np.abs(np.nan_to_num(cents, nan=1e6)) < 50) > 0.95  # voiced and within 50 cents
     assert not np.any(np.abs(cents[np.isfinite(cents)]) > 600)  # no octave errors at all
+
+
+@pytest.mark.parametrize(("voice", "tonic"), [("bass", 40), ("soprano", 72)])
+def test_sparse_half_rate_refinement_is_as_accurate_as_stonemask(voice: str, tonic: int) -> None:
+    """StoneMask on every second frame, at half the rate below 600 Hz (the soprano's top octave at the full rate),
+    the frames between interpolated: the same voiced frames, no farther from the sung notes than full StoneMask."""
+    notes = scale_melody(tonic, n_notes=12, seconds=0.5, seed=4)
+    x = sing(notes, replace(VOICES[voice], vibrato_cents=0.0), sr=SR, seed=1).astype(np.float64)
+    raw, times = pyworld.dio(
+        x,
+        SR,
+        f0_floor=65.0,
+        f0_ceil=1100.0,
+        frame_period=10.0,
+        speed=DIO_SPEED,
+        channels_in_octave=DIO_CHANNELS_IN_OCTAVE,
+    )
+    full, sparse = pyworld.stonemask(x, raw, times, SR), _refine(x, SR, raw, times)
+    assert np.array_equal(full > 0, sparse > 0)
+    truth = note_truth(notes, len(times))
+    held = np.isfinite(truth) & (full > 0)
+    for quantile in (50, 95):
+        error = [
+            np.percentile(np.abs(librosa.hz_to_midi(f0[held]) - truth[held]) * 100, quantile) for f0 in (full, sparse)
+        ]
+        assert error[1] <= error[0] + 0.5
 
 
 def test_tracker_follows_a_real_octave_leap_and_marks_silence_unvoiced() -> None:
@@ -167,8 +202,6 @@ def test_shift_pitch_resynthesises_the_given_track() -> None:
 
 
 def test_sparse_aperiodicity_follows_full_rate_d4c() -> None:
-    import pyworld
-
     x = sing(scale_melody(55, n_notes=6, seconds=0.4, seed=3), VOICES["tenor"], sr=SR)
     x = np.asarray(x, dtype=np.float64)
     f0, times = _world_f0(x, SR, None)

@@ -1,7 +1,8 @@
 """Evaluate the pitch tracker, note adjustment and voice type; prints markdown tables for the README.
 
 1. Speed (x real time, one thread) of `voicerec.audio.pitch.track_pitch` against librosa's pyin and yin, and the
-   seconds `note_adjust.adjust_to_reference` takes per 15 s clip.
+   seconds `note_adjust.adjust_to_reference` takes per 15 s clip, each also as a ratio to `voicerec.tools.bench`'s
+   reference workload timed before every call (this machine's speed moves 2-3x with other users' load).
 2. Accuracy on synthetic singing of known notes (every `voicerec.audio.synth` voice, in its own range): raw pitch
    accuracy (frames on held notes that are voiced and within 50 cents of the note), notes whose median tracked
    pitch is within 50 cents, voicing recall and octave-error rate (voiced frames within 100 cents of a whole
@@ -22,12 +23,14 @@
    of real singing (gtsinger-dev, mir1k-dev with `--mir1k`, pjs), against a sine and a sawtooth.
 
 Usage: OMP_NUM_THREADS=1 python -m training.evaluate_pitch [--data ../shared/data/gtsinger-dev]
-    [--pjs ../shared/data/pjs] [--mir1k ../shared/data/mir1k-dev] [--voice-part-only | --held-notes-only]
+    [--pjs ../shared/data/pjs] [--mir1k ../shared/data/mir1k-dev] [--speed-only | --voice-part-only |
+    --held-notes-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -52,6 +55,7 @@ from voicerec.audio.vocal_range import (
     held_note_seconds,
     steady_share,
 )
+from voicerec.tools.bench import Reference
 
 SR = 16000
 FMIN, FMAX = 65.0, 1100.0
@@ -96,13 +100,18 @@ def octave_errors(cents: np.ndarray) -> np.ndarray:
     return (octaves != 0) & (np.abs(cents - 1200 * octaves) < 100)
 
 
-def seconds_per_call(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """(wall, CPU) seconds per call; CPU time is what the method costs when other jobs share the cores."""
+def seconds_per_call(fn: Callable[[], object], repeats: int, reference: Reference) -> tuple[float, float]:
+    """Median (wall, CPU) seconds per call, a reference pass before each; CPU time is what the method costs when
+    other jobs share the cores."""
     fn()  # warm-up: imports, numba compilation
-    wall, cpu = time.perf_counter(), time.process_time()
+    walls, cpus = [], []
     for _ in range(repeats):
+        reference.run()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-    return (time.perf_counter() - wall) / repeats, (time.process_time() - cpu) / repeats
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def speed_table() -> pd.DataFrame:
@@ -111,9 +120,9 @@ def speed_table() -> pd.DataFrame:
     track = track_pitch(x, SR)
     methods = {f"pitch: {name}": (lambda fn=fn: fn(x)) for name, fn in TRACKERS.items()}
     methods["note adjustment (WORLD)"] = lambda: adjust_to_reference(x, SR, track)
-    rows = []
+    rows, reference = [], Reference()
     for name, fn in methods.items():
-        wall, cpu = seconds_per_call(fn, repeats=1 if "pyin" in name else 3)
+        wall, cpu = seconds_per_call(fn, 1 if "pyin" in name else 7, reference)
         rows.append(
             {
                 "method": name,
@@ -121,8 +130,10 @@ def speed_table() -> pd.DataFrame:
                 "CPU s per 15 s": cpu,
                 "x real time (wall)": seconds / wall,
                 "x real time (CPU)": seconds / cpu,
+                "x reference (wall)": reference.ratio(wall),
             }
         )
+    print(f"reference workload: {reference.seconds:.3f} s (median of {len(reference.times)} passes)\n")
     return pd.DataFrame(rows)
 
 
@@ -336,6 +347,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.0, help="seconds of each clip for the pyin check (0: all)")
     parser.add_argument("--pjs", type=Path, default=Path("../shared/data/pjs"), help="singing and speech")
     parser.add_argument("--mir1k", type=Path, default=Path("../shared/data/mir1k-dev"), help="amateur singing")
+    parser.add_argument("--speed-only", action="store_true", help="only the speed table (half a minute)")
     parser.add_argument("--voice-part-only", action="store_true", help="only the voice-part evaluation (a minute)")
     parser.add_argument("--held-notes-only", action="store_true", help="only the held-note evaluation (a minute)")
     args = parser.parse_args()
@@ -348,6 +360,8 @@ def main() -> None:
         return
     print("## Speed (one thread, 15 s of synthetic singing)\n")
     print(speed_table().to_markdown(**fmt))
+    if args.speed_only:
+        return
     print("\n## Synthetic singing of known notes\n")
     print(synthetic_table(args.seeds).to_markdown(**fmt))
     print("\nVibrato depth reported (half peak-to-peak, cents):\n")
