@@ -61,7 +61,8 @@ from ..export import render_card
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
 TEXT_COLUMNS = ("title", "artist", "language", "source", "license", "voice", "key")
 RANGE_COLUMNS = ("range_low", "range_high", "tessitura_low", "tessitura_high")
-CACHE_VERSION = "3"  # bump when the per-song analysis changes meaning (3: the pitch track is kept, for pooling takes)
+CACHE_VERSION = "4"  # bump when the per-song analysis changes meaning (3: the pitch track is kept, for pooling takes;
+# 4: the note-adjusted copy is made in the spectrogram and the pitch tracker decimates 4x)
 
 
 def features(dimensions: dict[str, int]) -> datasets.Features:
