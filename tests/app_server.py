@@ -7,27 +7,16 @@ hub/ folders, for a screenshot of the real app), else from a tiny random hub bui
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.tiny_hub import build_tiny_catalog, export_tiny_models
 from voicerec.defaults import ARTEFACTS
+from voicerec.tools.bench import serve
 
-REPO = Path(__file__).resolve().parent.parent
 ENV_VARS = [env for env, _ in ARTEFACTS.values()]
 START_TIMEOUT = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def model_env(tmp: Path) -> dict[str, str]:
@@ -43,36 +32,6 @@ def model_env(tmp: Path) -> dict[str, str]:
 @contextmanager
 def running_app(env: dict[str, str], log: Path) -> Iterator[str]:
     """Start app.py with `env` added, wait until it answers, yield its URL; stop it afterwards."""
-    port = free_port()
     full_env = os.environ | env | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"app.py did not answer within {START_TIMEOUT:.0f} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with serve(["app.py"], full_env, log=log, timeout=START_TIMEOUT) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

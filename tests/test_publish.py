@@ -6,12 +6,9 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -24,6 +21,7 @@ from transformers import AutoModel
 import voicerec
 from tests.tiny_hub import build_tiny_hub, tiny_model
 from voicerec.defaults import HUB_DIR
+from voicerec.tools.bench import serve
 from voicerec.tools.publish import (
     DATASET_REPO,
     MODEL_REPOS,
@@ -226,40 +224,11 @@ def test_space_starts_and_answers_from_published_folders(published, singing_wav,
     assert details["profile"]["voiced_seconds"] > 3
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_space(folder: Path, env: dict[str, str], log: Path, timeout: float = 180.0) -> Iterator[str]:
     """`python app.py` from the Space folder, as the Space runs it: it imports the voicerec package beside it
     (no PYTHONPATH to this checkout). Yields the URL once the app answers."""
-    port = free_port()
     full_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     full_env |= env | {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
-    with log.open("w") as out:
-        cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)]
-        proc = subprocess.Popen(cmd, cwd=folder, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert proc.poll() is None, f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"app.py did not answer in {timeout} s:\n{log.read_text()[-3000:]}"
-            time.sleep(0.5)
+    with serve(["app.py"], full_env, cwd=folder, log=log, timeout=timeout) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

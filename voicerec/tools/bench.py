@@ -343,38 +343,44 @@ on this machine, whatever the analysis costs."""
 
 
 @contextlib.contextmanager
-def serve_app(
-    env: dict[str, str], timeout: float = 300.0, empty: bool = False
+def serve(
+    args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT, log: Path | None = None, timeout: float = 300.0
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python app.py` (or, with `empty`, EMPTY_APP) on a free localhost port; yields (url, process) once it
-    answers."""
+    """`python ARGS --host 127.0.0.1 --port PORT` (a Gradio app) with exactly `env`, from `cwd`, on a free port;
+    yields (url, process) once it answers, and stops it afterwards. Its output goes to `log` (a temporary file if
+    None), whose end is in the error if it exits or does not answer within `timeout` seconds."""
     port = _free_port()
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="voicerec-app-")
-    app = ["-c", EMPTY_APP, str(port)] if empty else ["app.py", "--host", "127.0.0.1", "--port", str(port)]
-    cmd = [sys.executable, *app]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"app.py exited with {proc.returncode}: {log.read()[-2000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"app.py did not answer within {timeout:.0f} s")
-            time.sleep(0.5)
-        yield url, proc
-    finally:
-        proc.terminate()
+    with contextlib.ExitStack() as stack:
+        if log is None:
+            log = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voicerec-app-"))) / "app.log"
+        with log.open("w") as out:
+            cmd = [sys.executable, *args, "--host", "127.0.0.1", "--port", str(port)]
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}/"
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{args[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(url, timeout=2):
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{args[0]} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def serve_app(env: dict[str, str], empty: bool = False) -> contextlib.AbstractContextManager:
+    """`python app.py` (or, with `empty`, EMPTY_APP) with `env` added to this process's environment."""
+    return serve(["-c", EMPTY_APP] if empty else ["app.py"], os.environ | env)
 
 
 def _round_trips(url: str, path: Path, reference: Reference, requests: int) -> list[float]:
