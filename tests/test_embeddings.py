@@ -155,3 +155,32 @@ def test_encoders_sharing_an_lstm_run_it_once(tmp_path, tiny_encoders, singing):
         expression.lstm.weight_hh_l0.add_(0.01)
     export_model(expression, tmp_path / "e2")
     assert not Embedder.from_pretrained(folders["t"], tmp_path / "e2", tiny_encoders["mood"]).shared_trunk
+
+
+def test_waveform_encoders_get_a_vocoded_note_adjusted_copy(tmp_path, tiny_encoders, singing):
+    """An encoder that reads waveforms (SSCL) cannot shift its own spectrogram: it gets WORLD's resynthesis of the
+    recording moved onto the reference note, in the same batch as the recording."""
+    import torch
+
+    import voicerec
+    from voicerec.audio.note_adjust import adjust_to_reference
+    from voicerec.audio.pitch import track_pitch
+    from voicerec.export import export_model
+
+    torch.manual_seed(0)
+    folders = {}
+    for variant in ("timbre", "expression"):
+        config = voicerec.SSCLConfig(hidden_size=24, attention_channels=8, embedding_size=16, variant=variant)
+        folders[variant] = str(export_model(voicerec.SSCLModel(config).eval(), tmp_path / variant))
+    embedder = Embedder.from_pretrained(folders["timbre"], folders["expression"], tiny_encoders["mood"])
+    assert not embedder.shared_trunk
+    audio = load_audio((16000, singing))
+    track = track_pitch(audio.samples, audio.sampling_rate)
+    out = embedder.embed(audio, track)
+    model = voicerec.SSCLModel.from_pretrained(folders["timbre"]).eval()
+    adjusted, semitones = adjust_to_reference(audio.samples, audio.sampling_rate, track)
+    assert abs(semitones) > 1  # the test singing is not already on the reference note
+    with torch.no_grad():
+        expected = model(torch.from_numpy(adjusted)[None]).embeddings[0].numpy()
+    np.testing.assert_allclose(out["timbre_note"], expected / np.linalg.norm(expected), atol=1e-4)
+    assert not np.allclose(out["timbre_note"], out["timbre"], atol=1e-3)
