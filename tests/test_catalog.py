@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +13,7 @@ import soundfile as sf
 import yaml
 
 import voicerec
+from tests.killed_build import build_killed_part_way
 from voicerec.audio.keys import estimate_key
 from voicerec.audio.pitch import track_pitch
 from voicerec.audio.synth import VOICES, scale_melody, sing
@@ -24,7 +21,6 @@ from voicerec.embeddings import EMBEDDING_NAMES, fuse
 from voicerec.export import export_model
 from voicerec.search.catalog import Catalog, build_catalog, read_metadata
 
-REPO = Path(__file__).resolve().parent.parent
 SONGS = [("bass", 43), ("tenor", 52), ("alto", 57), ("soprano", 65)]
 
 
@@ -117,17 +113,7 @@ def test_killed_build_keeps_previous_catalog_and_resumes(built, songs, tiny_enco
     out, _, _ = built
     before = _load(out)["song_id"]
     cache = tmp_path / "fresh-cache"  # nothing cached: the build has every song to analyse
-    cmd = [sys.executable, "-m", "voicerec", "catalog", "build", str(songs), "--metadata", str(songs / "songs.csv"),
-           "--output", str(out), "--cache-dir", str(cache), "--timbre-model", tiny_encoders["timbre"],
-           "--expression-model", tiny_encoders["expression"], "--mood-model", tiny_encoders["mood"]]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(cache.glob("*.npz")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list(cache.glob("*.npz")))
+    done = build_killed_part_way(songs, out, cache, tiny_encoders)
     assert 1 <= done < len(SONGS), "the build should have been killed part-way"
     assert _load(out)["song_id"] == before  # the old catalog is intact
     resumed = build_catalog(songs, out, songs / "songs.csv", cache=cache, progress=False, **tiny_encoders)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from tests.killed_build import build_killed_part_way
 from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.embeddings import EMBEDDING_NAMES
 from voicerec.search.catalog import Catalog, build_catalog
@@ -65,18 +61,9 @@ def test_killed_ray_build_resumes(songs, tiny_encoders, local_ray, tmp_path):
     """SIGKILL a Ray build's driver part-way through (the command line joining a running Ray with --address)."""
     out, cache = tmp_path / "catalog", tmp_path / "cache"
     address = ray.get_runtime_context().gcs_address
-    cmd = [sys.executable, "-m", "voicerec", "catalog", "build", str(songs), "--metadata", str(songs / "songs.csv"),
-           "--output", str(out), "--cache-dir", str(cache), "--engine", "ray", "--address", address, "--num-proc", "1",
-           "--timbre-model", tiny_encoders["timbre"], "--expression-model", tiny_encoders["expression"],
-           "--mood-model", tiny_encoders["mood"]]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while not list(cache.glob("*.npz")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list(cache.glob("*.npz")))
+    done = build_killed_part_way(
+        songs, out, cache, tiny_encoders, "--engine", "ray", "--address", address, "--num-proc", "1", timeout=180.0
+    )
     assert 1 <= done < SONGS, "the build should have been killed part-way"
     assert not out.exists()
     resumed = build_catalog(songs, out, songs / "songs.csv", cache=cache, progress=False, **tiny_encoders)
