@@ -42,8 +42,7 @@ def _world_f0(x: np.ndarray, sr: int, track: PitchTrack | None) -> tuple[np.ndar
     if track is None:
         track = track_pitch(x, sr)
     times = np.arange(int(1000 * x.size / sr / FRAME_PERIOD_MS) + 1) * (FRAME_PERIOD_MS / 1000)
-    nearest = np.rint(np.interp(times, track.times, np.arange(len(track.times)))).astype(int)
-    return np.nan_to_num(track.f0[nearest], nan=0.0), times
+    return np.nan_to_num(track.f0_at(times), nan=0.0), times
 
 
 def _every(n: int, step: int) -> np.ndarray:

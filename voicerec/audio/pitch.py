@@ -62,10 +62,10 @@ class PitchTrack:
             return 69.0 + 12.0 * np.log2(self.f0 / 440.0)
 
     def f0_at(self, times: np.ndarray) -> np.ndarray:
-        """f0 (NaN where unvoiced) of the frame nearest each of `times` (seconds; beyond the track: unvoiced)."""
-        nearest = np.rint((np.asarray(times) - self.times[0]) / self.hop_seconds).astype(int)
-        inside = (nearest >= 0) & (nearest < len(self.f0))
-        return np.where(inside, self.f0[np.clip(nearest, 0, len(self.f0) - 1)], np.nan)
+        """f0 (NaN where unvoiced) of the frame nearest each of `times` (seconds; beyond the track: its end frame),
+        for another frame grid (WORLD's, a feature extractor's)."""
+        nearest = np.rint(np.interp(times, self.times, np.arange(len(self.times)))).astype(int)
+        return self.f0[nearest]
 
     @property
     def hop_seconds(self) -> float:
