@@ -21,6 +21,7 @@ classical comfortable range is centred nearest the median pitch.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import librosa
@@ -85,7 +86,13 @@ def note_name(midi: float) -> str:
     """The nearest equal-tempered note, sharps spelled with '#': 57 -> 'A3', 61.2 -> 'C#4'."""
     if not np.isfinite(midi):
         raise ValueError(f"No note name for {midi}.")
-    return librosa.midi_to_note(int(round(float(midi))), unicode=False)
+    return _note_name(int(round(float(midi))))
+
+
+@functools.cache
+def _note_name(midi: int) -> str:
+    """librosa's spelling, kept once per note: a ranking names a few hundred notes, and librosa parses each."""
+    return librosa.midi_to_note(midi, unicode=False)
 
 
 def is_female(median_midi: float, fourth_formant_hz: float) -> bool:
@@ -183,9 +190,36 @@ def estimate_range(track: PitchTrack, samples: np.ndarray | None = None, sr: int
     )
 
 
-def _outside(lo: float, hi: float, bound_lo: float, bound_hi: float) -> float:
+TRANSPOSITIONS = np.array(sorted(range(-MAX_TRANSPOSE, MAX_TRANSPOSE + 1), key=abs))
+"""Key changes tried, smallest first, so that ties go to the smallest."""
+
+
+def _outside(lo: np.ndarray, hi: np.ndarray, bound_lo: float, bound_hi: float) -> np.ndarray:
     """Semitones of [lo, hi] that fall outside [bound_lo, bound_hi]."""
-    return max(0.0, bound_lo - lo) + max(0.0, hi - bound_hi)
+    return np.maximum(0.0, bound_lo - lo) + np.maximum(0.0, hi - bound_hi)
+
+
+def range_fits(
+    song_low: np.ndarray,
+    song_high: np.ndarray,
+    song_tess_low: np.ndarray,
+    song_tess_high: np.ndarray,
+    singer: VocalRange,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per song, the transposition in -6..+6 semitones and the fit in 0..1 that best put it where the singer is
+    comfortable: `range_fit` over arrays, all songs of a ranking's pool at once."""
+    shift = TRANSPOSITIONS[:, None]
+    tess_low, tess_high = np.asarray(song_tess_low, float) + shift, np.asarray(song_tess_high, float) + shift
+    song_centre = (tess_low + tess_high) / 2
+    singer_centre = (singer.tessitura_low + singer.tessitura_high) / 2
+    penalty = (
+        _outside(tess_low, tess_high, singer.low, singer.high)
+        + 0.5 * _outside(np.asarray(song_low, float) + shift, np.asarray(song_high, float) + shift, singer.low,
+                         singer.high)
+        + 0.25 * np.maximum(0.0, np.abs(song_centre - singer_centre) - 2.0)
+    )  # fmt: skip
+    best = np.argmax(penalty < penalty.min(axis=0) + 1e-9, axis=0)  # the smallest key change among the best
+    return TRANSPOSITIONS[best], np.exp(-penalty[best, np.arange(penalty.shape[1])] / 4.0)
 
 
 def range_fit(
@@ -196,20 +230,8 @@ def range_fit(
     The penalty of a transposition counts semitones of the song's tessitura outside the singer's comfortable
     range (weight 1), of its whole range outside it (weight 0.5, a few passing notes are bearable) and the
     distance between the two tessitura centres beyond 2 semitones (weight 0.25, which centres songs that fit
-    anywhere); fit =
-    exp(-penalty / 4), so 1 is a perfect fit and a tessitura 3 semitones too high gives about 0.5. Ties go to
-    the smallest key change: people like to sing a song in the key they know.
+    anywhere); fit = exp(-penalty / 4), so 1 is a perfect fit and a tessitura 3 semitones too high gives about
+    0.5. Ties go to the smallest key change: people like to sing a song in the key they know.
     """
-    song_centre = (song_tess_low + song_tess_high) / 2
-    singer_centre = (singer.tessitura_low + singer.tessitura_high) / 2
-    best: tuple[float, int] | None = None
-    for shift in sorted(range(-MAX_TRANSPOSE, MAX_TRANSPOSE + 1), key=abs):
-        penalty = (
-            _outside(song_tess_low + shift, song_tess_high + shift, singer.low, singer.high)
-            + 0.5 * _outside(song_low + shift, song_high + shift, singer.low, singer.high)
-            + 0.25 * max(0.0, abs(song_centre + shift - singer_centre) - 2.0)
-        )
-        if best is None or penalty < best[0] - 1e-9:
-            best = (penalty, shift)
-    penalty, shift = best
-    return shift, float(np.exp(-penalty / 4.0))
+    shifts, fits = range_fits(*([v] for v in (song_low, song_high, song_tess_low, song_tess_high)), singer)
+    return int(shifts[0]), float(fits[0])

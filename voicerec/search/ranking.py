@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..audio.keys import transpose_key
-from ..audio.vocal_range import VocalRange, note_name, range_fit
+from ..audio.vocal_range import VocalRange, note_name, range_fits
 from ..embeddings import EMBEDDING_NAMES, normalise_weights
 from .catalog import Catalog
 from .index import VectorIndex
@@ -112,13 +112,14 @@ def rank(
     fits = np.full(len(ids), np.nan)
     shifts = np.zeros(len(ids), dtype=int)
     if singer is not None:
-        for j, row in enumerate(rows.itertuples()):
-            shifts[j], fits[j] = range_fit(row.range_low, row.range_high, row.tessitura_low, row.tessitura_high, singer)
+        columns = ("range_low", "range_high", "tessitura_low", "tessitura_high")
+        shifts, fits = range_fits(*(rows[c].to_numpy(float) for c in columns), singer)
     match = score if singer is None else (1 - range_weight) * score + range_weight * fits
     out: list[Recommendation] = []
     seen: set[tuple[str, str]] = set()
+    records = list(rows.itertuples(index=False))  # by position below: rows.iloc[j] costs a pandas lookup each
     for j in np.argsort(-match, kind="stable"):
-        row = rows.iloc[j]
+        row = records[j]
         if distinct_titles:
             if (row.title, row.artist) in seen:
                 continue

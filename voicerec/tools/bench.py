@@ -5,7 +5,8 @@ compared to (this machine's speed moves 2-3x from hour to hour with other users'
 GE2E-sized speaker encoder, `torch.nn.LSTM(40, 256, num_layers=3)` over 18 windows of 160 frames (batch 18),
 which is what such an encoder does with 15 s of audio.
 
-- HTTP round trip: a 15 s recording sent to `python app.py` with gradio_client, p50 over several calls;
+- HTTP round trip: a 15 s recording sent to `python app.py`'s /recommend as the page sends it (Gradio's HTTP API:
+  upload, then the event's server-sent events) and with gradio_client, p50 over several calls;
 - end to end: one 15 s recording through `Recommender.recommend`, with each stage's share (the one-off model and
   catalog loading is reported beside it), and the composed time at 10k and 1M songs;
 - search: the catalog index (`voicerec.search.index.VectorIndex`, exact up to 100k vectors, IVF-SQ8 above) against a
@@ -383,26 +384,68 @@ def serve_app(env: dict[str, str], empty: bool = False) -> contextlib.AbstractCo
     return serve(["-c", EMPTY_APP] if empty else ["app.py"], os.environ | env)
 
 
-def _round_trips(url: str, path: Path, reference: Reference, requests: int) -> list[float]:
-    """Seconds of `requests` calls of /recommend with the file at `path`, after one warm-up call, each call preceded
-    by a reference pass."""
+def _client_call(url: str) -> Callable[[Path], object]:
+    """/recommend through gradio_client, as a Python user of the Space calls it. Its job thread polls for each
+    message of the event stream every 50 ms, which a browser does not."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False, analytics_enabled=False)
-    client.predict(handle_file(str(path)), api_name="/recommend")  # warm-up
-    latencies = []
-    for _ in range(requests):
-        reference.run()
-        start = time.perf_counter()
-        client.predict(handle_file(str(path)), api_name="/recommend")
-        latencies.append(time.perf_counter() - start)
+    return lambda path: client.predict(handle_file(str(path)), api_name="/recommend")
+
+
+def _page_call(url: str) -> Callable[[Path], object]:
+    """/recommend the way the page makes it, over Gradio's HTTP API (gradio.app/guides/querying-gradio-apps-with-curl):
+    upload the recording, start the event, read its server-sent events until the result arrives."""
+    import httpx
+
+    http = httpx.Client(base_url=url + "gradio_api/", timeout=120)
+    parameters = http.get("info").raise_for_status().json()["named_endpoints"]["/recommend"]["parameters"]
+    defaults = [p["parameter_default"] for p in parameters[1:]]  # the page's controls as they stand at start
+
+    def call(path: Path) -> object:
+        with path.open("rb") as f:
+            uploaded = http.post("upload", files={"files": (path.name, f, "audio/wav")}).raise_for_status().json()[0]
+        data = {"data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, *defaults]}
+        event_id = http.post("call/recommend", json=data).raise_for_status().json()["event_id"]
+        event = None
+        with http.stream("GET", f"call/recommend/{event_id}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line.partition(":")[2].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    if event == "error":
+                        raise RuntimeError(f"/recommend failed: {line}")
+                    return line
+        raise RuntimeError("/recommend's event stream ended without a result")
+
+    return call
+
+
+TRANSPORTS = {"the page's HTTP calls": _page_call, "gradio_client": _client_call}
+"""How a round trip is made: as the browser does (upload, then the event's server-sent events) and as a Python
+client does."""
+
+
+def _round_trips(url: str, path: Path, reference: Reference, requests: int) -> dict[str, list[float]]:
+    """Per transport, seconds of `requests` calls of /recommend with the file at `path`, after one warm-up call,
+    each call preceded by a reference pass."""
+    latencies = {}
+    for name, transport in TRANSPORTS.items():
+        call = transport(url)
+        call(path)  # warm-up
+        latencies[name] = []
+        for _ in range(requests):
+            reference.run()
+            start = time.perf_counter()
+            call(path)
+            latencies[name].append(time.perf_counter() - start)
     return latencies
 
 
 def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> pd.DataFrame:
-    """What a singer waits for: a `seconds` recording sent to `python app.py`'s /recommend with gradio_client
-    (upload, queue, analysis, the page's outputs), p50 and max of `requests` calls; the same calls to an app that
-    answers at once (the transport's floor); then the app's peak resident memory (VmHWM)."""
+    """What a singer waits for: a `seconds` recording sent to `python app.py`'s /recommend (upload, queue, analysis,
+    the page's outputs), p50 and max of `requests` calls, made as the page makes them and with gradio_client; the
+    same calls to an app that answers at once (the transport's floor); then the app's peak resident memory."""
     env = {"VOICEREC_TIMBRE_MODEL": sources["timbre"], "VOICEREC_EXPRESSION_MODEL": sources["expression"],
            "VOICEREC_MOOD_MODEL": sources["mood"], "VOICEREC_CATALOG": sources["catalog"],
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}  # fmt: skip
@@ -415,13 +458,18 @@ def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> p
             status = Path(f"/proc/{proc.pid}/status").read_text()
             peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
         with serve_app(env, empty=True) as (url, _):
-            floor = statistics.median(_round_trips(url, path, reference, requests))
-    p50, worst = statistics.median(latencies), max(latencies)
+            floors = _round_trips(url, path, reference, requests)
+    rows = []
+    for name, times in latencies.items():
+        p50, worst, floor = statistics.median(times), max(times), statistics.median(floors[name])
+        rows += [
+            {"measure": f"{name}: p50 ({requests} calls)", "value": p50, "x reference": reference.ratio(p50)},
+            {"measure": f"{name}: max", "value": worst, "x reference": reference.ratio(worst)},
+            {"measure": f"{name}: floor (the same calls to a Gradio app that answers at once), p50", "value": floor,
+             "x reference": reference.ratio(floor)},
+        ]  # fmt: skip
     return pd.DataFrame([
-        {"measure": f"HTTP round trip p50 ({requests} calls)", "value": p50, "x reference": reference.ratio(p50)},
-        {"measure": "HTTP round trip max", "value": worst, "x reference": reference.ratio(worst)},
-        {"measure": "floor: the same calls to a Gradio app that answers at once, p50", "value": floor,
-         "x reference": reference.ratio(floor)},
+        *rows,
         {"measure": f"reference: {REFERENCE}, s", "value": reference.seconds, "x reference": 1.0},
         {"measure": "app peak RSS, MB", "value": peak_kb / 1024, "x reference": ""},
     ])  # fmt: skip
@@ -457,7 +505,7 @@ def run(
 
     print(head + "\n", flush=True)
     if app:
-        emit(f"HTTP round trip, one {seconds:.0f} s recording through python app.py (gradio_client, /recommend)",
+        emit(f"HTTP round trip, one {seconds:.0f} s recording through python app.py's /recommend",
              markdown(http_round_trip(sources, seconds, requests)))  # fmt: skip
     stages, e2e = end_to_end(seconds, repeats, sources)
     emit(f"End to end, one {seconds:.0f} s recording, catalog of {e2e['catalog_rows']} songs (median of {repeats})",
