@@ -89,7 +89,10 @@ class GE2EFeatureExtractor(SequenceFeatureExtractor):
     def mel_power(self, wave: np.ndarray, semitones: float = 0.0, f0: np.ndarray | None = None) -> np.ndarray:
         """(frames, n_mels) mel power spectrogram of a waveform, its harmonics moved by `semitones` if not 0 (the
         waveform's f0 per frame is then needed, `shift_harmonics`)."""
-        power = self.power_spectrogram(wave)
+        return self.mel_of(self.power_spectrogram(wave), semitones, f0)
+
+    def mel_of(self, power: np.ndarray, semitones: float = 0.0, f0: np.ndarray | None = None) -> np.ndarray:
+        """`mel_power` from the power spectrogram."""
         if semitones:
             if f0 is None:
                 raise ValueError("Shifting the harmonics needs the clip's f0 per frame (f0=...).")
@@ -170,8 +173,11 @@ class GE2EFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"Give one semitones and one f0 per clip: {len(batch)} clips, {len(semitones)} "
                              f"semitones, {len(f0)} f0 tracks.")  # fmt: skip
         tail = np.zeros(self.window_frames * self.hop_length, dtype=np.float32)
-        mels = [self.mel_power(np.concatenate([self.raise_volume(a), tail]), s, f)
-                for a, s, f in zip(batch, semitones, f0, strict=True)]  # fmt: skip
+        powers = {}  # one spectrogram per waveform, however many shifts of it are asked for
+        for a in batch:
+            if id(a) not in powers:
+                powers[id(a)] = self.power_spectrogram(np.concatenate([self.raise_volume(a), tail]))
+        mels = [self.mel_of(powers[id(a)], s, f) for a, s, f in zip(batch, semitones, f0, strict=True)]
         valid = [1 + a.size // self.hop_length for a in batch]
         frames = max(m.shape[0] for m in mels)
         features = np.full((len(batch), frames, self.feature_size), self.padding_value, dtype=np.float32)
