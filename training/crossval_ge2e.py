@@ -33,14 +33,13 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from training.finetune_ge2e import clip_states, load_config, states_at, train
+from training.finetune_ge2e import clip_states, load_config, train
 from training.tune_weights import Fold, fisher_weights, leave_one_singer_out
 from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
 from voicerec.audio.input import AudioInputError
 from voicerec.audio.note_adjust import reference_shift
 from voicerec.audio.pitch import HOP_SECONDS, PitchTrack, track_pitch
 from voicerec.embeddings import EMBEDDING_NAMES, _load
-from voicerec.models.modeling_ge2e import window_starts
 from voicerec.tools.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics
 
 DATASETS = ("gtsinger-dev", "mir1k-dev")
@@ -88,17 +87,16 @@ def inference_states(
     trunk: GE2EModel, extractor: GE2EFeatureExtractor, wave: np.ndarray, f0: np.ndarray | None = None
 ) -> np.ndarray:
     """LSTM states of the windows the model reads on `wave` at inference; on its note-adjusted copy if the wave's
-    f0 (10 ms frames) is given, shifted as `Embedder.embed` shifts it."""
-    x = extractor.raise_volume(wave)
-    size = trunk.config.window_frames
+    f0 (10 ms frames) is given, shifted as `Embedder.embed` shifts it: the same extractor call and windows."""
     semitones = 0.0
     if f0 is not None:
         f0 = f0[: 1 + wave.size // extractor.hop_length]
         semitones = reference_shift(PitchTrack(np.arange(f0.size) * HOP_SECONDS, f0, np.ones(f0.size)))
-    padded = np.concatenate([x, np.zeros(size * extractor.hop_length, np.float32)])
-    mel = extractor.mel_power(padded, semitones, f0)
-    starts = window_starts(1 + x.size // extractor.hop_length, size, trunk.window_step, trunk.config.min_coverage)
-    return states_at(trunk, mel, starts)
+    inputs = extractor([wave], sampling_rate=extractor.sampling_rate, return_tensors="pt", semitones=[semitones],
+                       f0=[f0])  # fmt: skip
+    with torch.no_grad():
+        windows, _ = trunk.windows_of(inputs["input_features"], inputs["attention_mask"])
+        return torch.cat([trunk.window_states(w) for w in windows.split(128)]).numpy()
 
 
 def embed_states(model: GE2EModel, states: list[np.ndarray], every: int = 1) -> np.ndarray:
