@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from gradio_client.exceptions import AppError
 from tests.app_server import model_env, running_app
 from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.embeddings import EMBEDDING_NAMES
+from voicerec.tools.bench import page_call
 
 SR = 16000
 
@@ -96,3 +99,11 @@ def test_uploads_over_the_size_limit_are_refused(client, clips, tmp_path):
         response = httpx.post(f"{client.src}gradio_api/upload", files={"files": (big.name, f, "audio/wav")})
     assert response.status_code == 413
     check_good(recommend(client, clips["good"]))  # and the app still serves
+
+
+def test_the_pages_http_calls_get_the_same_songs(client, clips):
+    """Gradio's HTTP API (upload, then the event's server-sent events: what the page and curl do, and what `bench`
+    times) reaches the same handler with the page's default controls."""
+    outputs = page_call(client.src)(Path(clips["good"]))
+    expected = check_good(recommend(client, clips["good"]))
+    assert [i["song_id"] for i in outputs[-1]["items"]] == [i["song_id"] for i in expected["items"]]

@@ -23,6 +23,7 @@ The recordings are synthetic singing (voicerec.audio.synth), so the benchmark ru
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import resource
@@ -384,7 +385,7 @@ def serve_app(env: dict[str, str], empty: bool = False) -> contextlib.AbstractCo
     return serve(["-c", EMPTY_APP] if empty else ["app.py"], os.environ | env)
 
 
-def _client_call(url: str) -> Callable[[Path], object]:
+def client_call(url: str) -> Callable[[Path], object]:
     """/recommend through gradio_client, as a Python user of the Space calls it. Its job thread polls for each
     message of the event stream every 50 ms, which a browser does not."""
     from gradio_client import Client, handle_file
@@ -393,7 +394,7 @@ def _client_call(url: str) -> Callable[[Path], object]:
     return lambda path: client.predict(handle_file(str(path)), api_name="/recommend")
 
 
-def _page_call(url: str) -> Callable[[Path], object]:
+def page_call(url: str) -> Callable[[Path], object]:
     """/recommend the way the page makes it, over Gradio's HTTP API (gradio.app/guides/querying-gradio-apps-with-curl):
     upload the recording, start the event, read its server-sent events until the result arrives."""
     import httpx
@@ -415,13 +416,13 @@ def _page_call(url: str) -> Callable[[Path], object]:
                 elif line.startswith("data:") and event in ("complete", "error"):
                     if event == "error":
                         raise RuntimeError(f"/recommend failed: {line}")
-                    return line
+                    return json.loads(line.partition(":")[2])  # the outputs, as the page receives them
         raise RuntimeError("/recommend's event stream ended without a result")
 
     return call
 
 
-TRANSPORTS = {"the page's HTTP calls": _page_call, "gradio_client": _client_call}
+TRANSPORTS = {"the page's HTTP calls": page_call, "gradio_client": client_call}
 """How a round trip is made: as the browser does (upload, then the event's server-sent events) and as a Python
 client does."""
 
