@@ -31,6 +31,7 @@ from voicerec.audio.vocal_range import (
     held_note_seconds,
     note_name,
     range_fit,
+    range_fits,
 )
 
 SR = 16000
@@ -156,6 +157,18 @@ def test_range_fit_picks_the_obvious_transposition() -> None:
     shift, fit = range_fit(40, 54, 43, 50, singer)  # 9 semitones low: the best is +6, still imperfect
     assert shift == 6 and 0.0 < fit < 1.0
     assert range_fit(30, 80, 35, 75, singer)[1] < 0.01  # a song no transposition can fit
+
+
+def test_range_fits_a_pool_as_each_song_alone_and_leaves_unknown_ranges_unfitted() -> None:
+    singer = VocalRange(
+        low=48, high=64, tessitura_low=52, tessitura_high=59, median=55, voice_type="tenor", voiced_seconds=10
+    )
+    songs = np.array([[49, 62, 52, 59], [54, 67, 57, 64], [np.nan, 70, 60, 66], [40, 54, 43, 50]], dtype=float)
+    shifts, fits = range_fits(*songs.T, singer)
+    assert list(shifts) == [0, -3, 0, 6]  # no key change for the song without a range
+    known = [0, 1, 3]
+    assert [range_fit(*row, singer) for row in songs[known]] == list(zip(shifts[known], fits[known], strict=True))
+    assert np.isnan(fits[2])
 
 
 def _envelope_db(x: np.ndarray) -> np.ndarray:

@@ -207,7 +207,8 @@ def range_fits(
     singer: VocalRange,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per song, the transposition in -6..+6 semitones and the fit in 0..1 that best put it where the singer is
-    comfortable: `range_fit` over arrays, all songs of a ranking's pool at once."""
+    comfortable: `range_fit` over arrays, all songs of a ranking's pool at once. A song without a range (NaN) gets
+    no key change and a NaN fit."""
     shift = TRANSPOSITIONS[:, None]
     tess_low, tess_high = np.asarray(song_tess_low, float) + shift, np.asarray(song_tess_high, float) + shift
     song_centre = (tess_low + tess_high) / 2
@@ -218,7 +219,7 @@ def range_fits(
                          singer.high)
         + 0.25 * np.maximum(0.0, np.abs(song_centre - singer_centre) - 2.0)
     )  # fmt: skip
-    best = np.argmax(penalty < penalty.min(axis=0) + 1e-9, axis=0)  # the smallest key change among the best
+    best = np.argmax(penalty < np.nanmin(penalty, axis=0, initial=np.inf) + 1e-9, axis=0)  # smallest of the best
     return TRANSPOSITIONS[best], np.exp(-penalty[best, np.arange(penalty.shape[1])] / 4.0)
 
 

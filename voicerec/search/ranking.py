@@ -114,7 +114,7 @@ def rank(
     if singer is not None:
         columns = ("range_low", "range_high", "tessitura_low", "tessitura_high")
         shifts, fits = range_fits(*(rows[c].to_numpy(float) for c in columns), singer)
-    match = score if singer is None else (1 - range_weight) * score + range_weight * fits
+    match = np.where(np.isfinite(fits), (1 - range_weight) * score + range_weight * fits, score)  # no range: voice
     out: list[Recommendation] = []
     seen: set[tuple[str, str]] = set()
     records = list(rows.itertuples(index=False))  # by position below: rows.iloc[j] costs a pandas lookup each
