@@ -19,7 +19,7 @@ import numpy as np
 from ..audio.keys import transpose_key
 from ..audio.vocal_range import VocalRange, note_name, range_fits
 from ..embeddings import EMBEDDING_NAMES, normalise_weights
-from .catalog import Catalog
+from .catalog import RANGE_COLUMNS, Catalog
 from .index import VectorIndex
 
 DEFAULT_RANGE_WEIGHT = 0.3
@@ -112,8 +112,7 @@ def rank(
     fits = np.full(len(ids), np.nan)
     shifts = np.zeros(len(ids), dtype=int)
     if singer is not None:
-        columns = ("range_low", "range_high", "tessitura_low", "tessitura_high")
-        shifts, fits = range_fits(*(rows[c].to_numpy(float) for c in columns), singer)
+        shifts, fits = range_fits(*(rows[c].to_numpy(float) for c in RANGE_COLUMNS), singer)
     match = np.where(np.isfinite(fits), (1 - range_weight) * score + range_weight * fits, score)  # no range: voice
     out: list[Recommendation] = []
     seen: set[tuple[str, str]] = set()
