@@ -97,6 +97,18 @@ def test_other_weights_are_not_served_from_the_cache(built, songs, tiny_encoders
     assert report.cached == 0 and report.computed == len(SONGS)
 
 
+def test_other_license_gets_its_terms_file_and_hub_metadata(built, songs, tiny_encoders, tmp_path):
+    _, cache, _ = built
+    out = tmp_path / "licensed"
+    card = {"license": "other", "license_name": "demo-terms", "license_text": "# Terms\n\nResearch use only."}
+    report = build_catalog(songs, out, songs / "songs.csv", cache=cache, progress=False, card=card, **tiny_encoders)
+    assert report.cached == len(SONGS)
+    header = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    assert (header["license"], header["license_name"], header["license_link"]) == ("other", "demo-terms", "LICENSE.md")
+    assert (out / "LICENSE.md").read_text() == "# Terms\n\nResearch use only.\n"
+    assert len(_load(out)) == len(SONGS)
+
+
 def test_shards_gather_into_one_dataset(built, songs, tiny_encoders, tmp_path):
     _, cache, _ = built
     out = tmp_path / "sharded"

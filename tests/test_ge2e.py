@@ -84,9 +84,10 @@ def test_finetuning_trains_the_projection_only(tmp_path):
     clips = [clip_states(trunk, fe, sing(scale_melody(45 + 4 * i, 8, 0.5, seed=i), VOICES[v], 16000), v, view_cfg)
              for i, v in enumerate(["bass", "tenor", "alto"])]  # fmt: skip
     assert {len(c.pitched[3.0]) for c in clips} == {2}  # 4 s resampled 3 semitones up: two 1.6 s windows
+    assert all(c.note.shape == c.plain.shape for c in clips)  # the note-adjusted copy, read as the app reads it
     config = {"variant": "expression", "init": str(init), "views": view_cfg, "seed": 0,
               "train": {"steps": 5, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0, "temperature": 0.07,
-                        "momentum": 0.9, "queue_size": 16, "distill": 1.0}}  # fmt: skip
+                        "momentum": 0.9, "queue_size": 16, "distill": 1.0, "wccn": 1.0}}  # fmt: skip
     model, log = train(config, clips)
     assert all(np.isfinite(row["loss"]) for row in log[:-1])
     for name, param in model.lstm.named_parameters():
@@ -96,6 +97,8 @@ def test_finetuning_trains_the_projection_only(tmp_path):
     out = export_encoder(model, tmp_path / "out", config, log, "test")
     loaded = GE2EModel.from_pretrained(out)
     assert loaded.config.variant == "expression" and torch.equal(loaded.linear.weight, model.linear.weight)
+    assert not torch.equal(model.whiten_matrix, torch.eye(8))  # the WCCN was fitted, and ships
+    assert torch.equal(loaded.whiten_matrix, model.whiten_matrix) and torch.equal(loaded.whiten_mean, model.whiten_mean)
 
 
 def _mean_log_mel(fe: GE2EFeatureExtractor, power: np.ndarray) -> np.ndarray:

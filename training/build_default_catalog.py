@@ -59,6 +59,20 @@ SOURCES = {
     "mir1k-dev": ("MIR-1K (Hsu & Jang, IEEE TASLP 2010), MIR Lab, National Tsing Hua University", "research use only"),
     "pjs": ("PJS v1.1 (Koguchi, Takamichi et al., 2020)", "cc-by-sa-4.0"),
 }
+LICENSE_TEXT = """\
+# Terms of the voicerec catalog of real voices
+
+This dataset holds no audio: metadata, pitch-tracked ranges and keys, and embeddings computed from recordings of
+three research corpora. Each entry's `source` and `license` columns name its corpus and terms:
+
+- GTSinger (Zhang et al., NeurIPS 2024; https://github.com/AaronZ345/GTSinger): CC BY-NC-SA 4.0, non-commercial,
+  with attribution to the GTSinger authors, share-alike.
+- MIR-1K (Hsu & Jang, IEEE TASLP 18(2), 2010; MIR Lab, National Tsing Hua University): distributed by its
+  authors for research use.
+- PJS v1.1 (Koguchi, Takamichi et al., 2020): CC BY-SA 4.0, with attribution, share-alike.
+
+The dataset as a whole is for non-commercial research use only: the most restrictive of these terms apply.
+"""
 DESCRIPTION = """\
 **Real people singing real songs, as a demo.** Each entry is one singer's recording of one song, taken from three
 research corpora of singing. It shows what voicerec does with real voices; it is not a music service's catalog:
@@ -152,7 +166,8 @@ def main() -> None:
             args.data, args.output, metadata, num_proc=args.num_proc, cache=args.cache_dir,
             weights=dict.fromkeys(EMBEDDING_NAMES, 1.0),
             card={"pretty_name": "voicerec catalog of real voices (demo, non-commercial research use)",
-                  "license": "other", "repo_id": "voicerec/voicerec-catalog", "description": description,
+                  "license": "other", "license_name": "voicerec-catalog-research-noncommercial",
+                  "license_text": LICENSE_TEXT, "repo_id": "voicerec/voicerec-catalog", "description": description,
                   "build_command": BUILD_COMMAND},
         )  # fmt: skip
     voices = Counter(row["voice"] for row in entries)

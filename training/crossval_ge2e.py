@@ -33,12 +33,11 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from training.finetune_ge2e import clip_states, load_config, train
+from training.finetune_ge2e import clip_states, inference_states, load_config, train
 from training.tune_weights import Fold, fisher_weights, leave_one_singer_out
 from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
 from voicerec.audio.input import AudioInputError
-from voicerec.audio.note_adjust import reference_shift
-from voicerec.audio.pitch import HOP_SECONDS, PitchTrack, track_pitch
+from voicerec.audio.pitch import track_pitch
 from voicerec.embeddings import EMBEDDING_NAMES, _load
 from voicerec.tools.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics
 
@@ -81,22 +80,6 @@ def cached_waves(paths: list[str], cache: Path) -> list[tuple[np.ndarray, np.nda
         for (_, f), (plain, f0) in tqdm(zip(todo, results, strict=True), total=len(todo), desc="app path"):
             np.savez(f, plain=plain, f0=f0)
     return [(z["plain"], z["f0"]) for z in (np.load(f) for f in files)]
-
-
-def inference_states(
-    trunk: GE2EModel, extractor: GE2EFeatureExtractor, wave: np.ndarray, f0: np.ndarray | None = None
-) -> np.ndarray:
-    """LSTM states of the windows the model reads on `wave` at inference; on its note-adjusted copy if the wave's
-    f0 (10 ms frames) is given, shifted as `Embedder.embed` shifts it: the same extractor call and windows."""
-    semitones = 0.0
-    if f0 is not None:
-        f0 = f0[: 1 + wave.size // extractor.hop_length]
-        semitones = reference_shift(PitchTrack(np.arange(f0.size) * HOP_SECONDS, f0, np.ones(f0.size)))
-    inputs = extractor([wave], sampling_rate=extractor.sampling_rate, return_tensors="pt", semitones=[semitones],
-                       f0=[f0])  # fmt: skip
-    with torch.no_grad():
-        windows, _ = trunk.windows_of(inputs["input_features"], inputs["attention_mask"])
-        return torch.cat([trunk.window_states(w) for w in windows.split(128)]).numpy()
 
 
 def embed_states(model: GE2EModel, states: list[np.ndarray], every: int = 1) -> np.ndarray:
@@ -174,23 +157,26 @@ def fused_score(clips: pd.DataFrame, parts: dict[str, tuple[np.ndarray, np.ndarr
 
 
 def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> dict:
+    """Window states of every dev clip and PJS song (`ClipStates`, note-adjusted copy included), and of the dev
+    clips' views the tables read: "note" (the note-adjusted copy), "plain@10" and "note@10" (cut to 10 s)."""
     cache = args.out / "states.pkl"
     if cache.exists():
-        return pickle.loads(cache.read_bytes())
-    dev = [clip_states(trunk, extractor, w[0], s, view_cfg)
-           for w, s in tqdm(list(zip(waves, clips["singer"], strict=True)), desc="states")]  # fmt: skip
-    pjs = args.data / "pjs"
-    m = pd.read_csv(pjs / "manifest.csv")
-    pjs_clips = [clip_states(trunk, extractor, load_audio(pjs / p).samples, "PJS", view_cfg)
-                 for p in tqdm(m.loc[m["kind"] == "singing", "path"], desc="pjs states")]  # fmt: skip
-    extra = {
-        "note": [inference_states(trunk, extractor, w, f0) for w, f0 in tqdm(waves, desc="note states")],
-    }
-    for key, source, note in (("plain@10", [c.plain for c in dev], False), ("note@10", extra["note"], True)):
-        extra[key] = [inference_states(trunk, extractor, w[:CUT], f0 if note else None) if len(w) > CUT else full
-                      for (w, f0), full in zip(waves, source, strict=True)]  # fmt: skip
-    states = {"dev": dev, "pjs": pjs_clips, **extra}
-    cache.write_bytes(pickle.dumps(states))
+        states = pickle.loads(cache.read_bytes())
+    else:
+        dev = [clip_states(trunk, extractor, w[0], s, view_cfg)
+               for w, s in tqdm(list(zip(waves, clips["singer"], strict=True)), desc="states")]  # fmt: skip
+        states = {"dev": dev, "note": [c.note for c in dev]}
+        for key, source, note in (("plain@10", [c.plain for c in dev], False), ("note@10", states["note"], True)):
+            states[key] = [inference_states(trunk, extractor, w[:CUT], f0 if note else None) if len(w) > CUT else full
+                           for (w, f0), full in zip(waves, source, strict=True)]  # fmt: skip
+    for c, note in zip(states["dev"], states["note"], strict=True):  # caches made before ClipStates.note
+        c.note = note
+    if "pjs" not in states or any(c.note is None for c in states["pjs"]):
+        pjs = args.data / "pjs"
+        m = pd.read_csv(pjs / "manifest.csv")
+        states["pjs"] = [clip_states(trunk, extractor, load_audio(pjs / p).samples, "PJS", view_cfg)
+                         for p in tqdm(m.loc[m["kind"] == "singing", "path"], desc="pjs states")]  # fmt: skip
+        cache.write_bytes(pickle.dumps(states))
     return states
 
 
@@ -260,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
                 config.update(variant=variant, init=args.ge2e)
                 train_clips = [c for c, f in zip(states["dev"], clips["fold"], strict=True) if f != fold]
                 model, log = train(config, train_clips + states["pjs"])
-                logs[f"{tag}/{variant}/{fold}"] = log[-1] | {"last": log[-2]}
+                logs[f"{tag}/{variant}/{fold}"] = log[-1] | ({"last": log[-2]} if len(log) > 1 else {})
                 rows = np.flatnonzero(clips["fold"] == fold)
                 for key, x in columns_of(model, f"{tag}:{variant}", rows).items():
                     columns.setdefault(key, np.zeros((len(clips), x.shape[1]), np.float32))[rows] = x

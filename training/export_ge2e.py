@@ -35,6 +35,7 @@ def convert(weights: str | Path) -> GE2EModel:
     state = torch.load(weights, map_location="cpu", weights_only=True)["model_state"]
     state = {k: v for k, v in state.items() if not k.startswith("similarity_")}
     model = GE2EModel(GE2EConfig(variant="speaker"))
+    state |= {k: v for k, v in model.state_dict().items() if k.startswith("whiten_")}  # GE2E has no WCCN: identity
     model.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -60,6 +61,7 @@ def card_fields(model: GE2EModel, config: dict, log: list[dict], command: str) -
         "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M",
         "pitch_semitones": f"{config['views']['pitch_semitones']:g}",
         **{k: str(train[k]) for k in ("steps", "batch_size", "lr", "distill", "temperature", "momentum", "queue_size")},
+        "wccn": f"{train['wccn']:g}" if train.get("wccn") is not None else "none",
         "train_minutes": f"{log[-1].get('minutes', 0.0):.1f}",
         "states_minutes": str(export.get("states_minutes", "?")),
         "command": command,

@@ -38,8 +38,11 @@ from tqdm.auto import tqdm
 
 from training.augment import pitch_shift, semitone_ratio
 from training.moco import POLICIES, KeyQueue, contrastive_logits, info_nce, momentum_update
+from training.wccn import fit_wccn
 from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
 from voicerec.audio.input import AudioInputError
+from voicerec.audio.note_adjust import reference_shift
+from voicerec.audio.pitch import HOP_SECONDS, PitchTrack, track_pitch
 from voicerec.models.modeling_ge2e import window_starts
 
 
@@ -48,13 +51,15 @@ class ClipStates:
     """The frozen LSTM's window states of one recording and of its transformed copies.
 
     `plain` holds the windows the model reads at inference (`starts`); the copies are read every window length,
-    and a plain window's counterpart in a copy is the copy's window nearest to the same moment."""
+    and a plain window's counterpart in a copy is the copy's window nearest to the same moment. `note` holds the
+    windows read at inference on the note-adjusted copy (the app's `timbre_note`), which only the WCCN uses."""
 
     singer: str
     starts: np.ndarray  # first frame of each plain window
     plain: np.ndarray  # (windows, hidden)
     pitched: dict[float, np.ndarray]  # semitones -> states of the copy resampled by that many semitones
     stretched: dict[float, np.ndarray]  # rate -> states of the copy played `rate` times faster
+    note: np.ndarray | None = None  # (windows, hidden) of the note-adjusted copy, as the app reads it
 
 
 def _same_level(y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -98,7 +103,24 @@ def clip_states(
             extractor.mel_power(np.concatenate([y, np.zeros(size * extractor.hop_length, np.float32)]))
         )
     stretched = {r: copy_states(stretch_frames(mel, r)) for r in views["stretch_rates"]}
-    return ClipStates(singer, np.array(starts), states_at(model, mel, starts), pitched, stretched)
+    note = inference_states(model, extractor, audio, track_pitch(audio, extractor.sampling_rate).f0)
+    return ClipStates(singer, np.array(starts), states_at(model, mel, starts), pitched, stretched, note)
+
+
+def inference_states(
+    trunk: GE2EModel, extractor: GE2EFeatureExtractor, wave: np.ndarray, f0: np.ndarray | None = None
+) -> np.ndarray:
+    """LSTM states of the windows the model reads on `wave` at inference; on its note-adjusted copy if the wave's
+    f0 (10 ms frames) is given, shifted as `Embedder.embed` shifts it: the same extractor call and windows."""
+    semitones = 0.0
+    if f0 is not None:
+        f0 = f0[: 1 + wave.size // extractor.hop_length]
+        semitones = reference_shift(PitchTrack(np.arange(f0.size) * HOP_SECONDS, f0, np.ones(f0.size)))
+    inputs = extractor([wave], sampling_rate=extractor.sampling_rate, return_tensors="pt", semitones=[semitones],
+                       f0=[f0])  # fmt: skip
+    with torch.no_grad():
+        windows, _ = trunk.windows_of(inputs["input_features"], inputs["attention_mask"])
+        return torch.cat([trunk.window_states(w) for w in windows.split(128)]).numpy()
 
 
 def load_states(
@@ -208,8 +230,23 @@ def train(config: dict, clips: list[ClipStates] | None = None) -> tuple[GE2EMode
         momentum_update(accelerator.unwrap_model(head), key_head, tcfg["momentum"])
         queue.enqueue(accelerator.gather(copies["key"]))
         log.append({"step": step, "loss": loss.item(), "contrastive": contrastive.item(), "distill": distill.item()})
+    model = model.cpu().eval()
+    if tcfg.get("wccn") is not None:
+        fit_whitening(model, clips, tcfg["wccn"])
     log.append({"minutes": (time.monotonic() - start) / 60, "clips": len(clips)})
-    return model.cpu().eval(), log
+    return model, log
+
+
+@torch.no_grad()
+def fit_whitening(model: GE2EModel, clips: list[ClipStates], shrinkage: float) -> None:
+    """Fit the model's WCCN on the clip embeddings of `clips`, as sung and note-adjusted (where computed), both
+    views of a singer one class: the app compares either view of a query with the same view of each song."""
+    views = [(c.singer, s) for c in clips for s in (c.plain, c.note) if s is not None]
+    counts = torch.tensor([len(s) for _, s in views])
+    windows = model.project(torch.from_numpy(np.concatenate([s for _, s in views])))
+    mean, matrix = fit_wccn(model.mean_windows(windows, counts).numpy(), np.array([g for g, _ in views]), shrinkage)
+    model.whiten_mean.copy_(torch.from_numpy(mean))
+    model.whiten_matrix.copy_(torch.from_numpy(matrix))
 
 
 def load_config(path: str | Path) -> dict:

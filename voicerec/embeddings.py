@@ -33,19 +33,19 @@ from .models.modeling_ge2e import GE2EModel
 EMBEDDING_NAMES = ("timbre", "expression", "timbre_note", "expression_note", "mood")
 
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "timbre": 0.24,
-    "expression": 0.22,
-    "timbre_note": 0.27,
-    "expression_note": 0.27,
+    "timbre": 0.25,
+    "expression": 0.25,
+    "timbre_note": 0.25,
+    "expression_note": 0.25,
     "mood": 0.0,
 }
 """Fitted by training/crossval_ge2e.py (Fisher rule of training/tune_weights.py) on song-disjoint singer retrieval
-over every query of gtsinger-dev and mir1k-dev, each clip embedded by encoders that never trained on its singer.
-Fitted leave-one-singer-out, the fusion of the four GE2E-based embeddings beats GE2E as shipped on both dev sets
-(mAP +0.072 on gtsinger-dev, +0.038 on mir1k-dev; docs/fusion.md). `mood` is left out: the cross-validation
-found it no help in finding the singer (with it, mAP moved by -0.006 and -0.002); every result still shows its
-cosine, and any request can weight it. The catalog's `fused` vectors weigh all five, so the index searches by any
-request's weights."""
+over every query of gtsinger-dev and mir1k-dev, each clip embedded by encoders that never trained on its singer:
+the four GE2E-based embeddings came out equal to two decimals (0.247-0.255). Fitted leave-one-singer-out, their
+fusion beats GE2E as shipped on both dev sets (mAP +0.118 on gtsinger-dev, +0.079 on mir1k-dev; docs/fusion.md).
+`mood` is left out: the cross-validation found it no help in finding the singer (with it, mAP moved by +0.003 and
+-0.001, the EER rose on both); every result still shows its cosine, and any request can weight it. The catalog's
+`fused` vectors weigh all five, so the index searches by any request's weights."""
 
 
 def normalise_weights(weights: Mapping[str, float] | None = None) -> dict[str, float]:

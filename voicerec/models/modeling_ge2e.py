@@ -2,7 +2,10 @@
 
 The network reads 1.6 s windows (160 frames) of a mel power spectrogram; a window's embedding is the rectified
 projection of the LSTM's last hidden state, unit length; a clip's embedding is the normalised mean of its windows'
-embeddings, the windows placed as Resemblyzer's `embed_utterance` places them. All windows of a batch of clips go
+embeddings, the windows placed as Resemblyzer's `embed_utterance` places them, then (in the singing encoders)
+moved by a within-singer covariance normalisation (WCCN) fitted in training: directions in which one singer's
+recordings differ from each other (song, key, phrasing) are shrunk, so that what is left tells singers apart.
+GE2E as shipped has the identity there. All windows of a batch of clips go
 through the LSTM together, so a batch costs one pass over 160 frames.
 """
 
@@ -48,6 +51,9 @@ class GE2EPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.LSTM, nn.Linear)):
             module.reset_parameters()
+        if isinstance(module, GE2EModel):  # a checkpoint saved before WCCN existed: the identity
+            module.whiten_mean.zero_()
+            module.whiten_matrix.copy_(torch.eye(len(module.whiten_matrix)))
 
 
 class GE2EModel(GE2EPreTrainedModel):
@@ -55,6 +61,9 @@ class GE2EModel(GE2EPreTrainedModel):
         super().__init__(config)
         self.lstm = nn.LSTM(config.n_mels, config.hidden_size, config.num_layers, batch_first=True)
         self.linear = nn.Linear(config.hidden_size, config.embedding_size)
+        # WCCN of the clip embedding: normalise((e - whiten_mean) @ whiten_matrix); the identity unless fitted
+        self.register_buffer("whiten_mean", torch.zeros(config.embedding_size), persistent=True)
+        self.register_buffer("whiten_matrix", torch.eye(config.embedding_size), persistent=True)
         self.post_init()
 
     @property
@@ -84,11 +93,16 @@ class GE2EModel(GE2EPreTrainedModel):
         windows = torch.stack([input_features[i, s : s + size] for i, clip in enumerate(starts) for s in clip])
         return windows, torch.tensor([len(s) for s in starts])
 
-    def pool(self, window_embeddings: torch.Tensor, counts: torch.Tensor, return_dict: bool | None = None):
-        """Clip embeddings: the normalised sum of each clip's window embeddings."""
+    def mean_windows(self, window_embeddings: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """The normalised sum of each clip's window embeddings (before WCCN)."""
         clip_of = torch.repeat_interleave(torch.arange(len(counts)), counts)
         sums = torch.zeros(len(counts), window_embeddings.shape[1], dtype=window_embeddings.dtype)
-        embeddings = F.normalize(sums.index_add(0, clip_of, window_embeddings), dim=-1)
+        return F.normalize(sums.index_add(0, clip_of, window_embeddings), dim=-1)
+
+    def pool(self, window_embeddings: torch.Tensor, counts: torch.Tensor, return_dict: bool | None = None):
+        """Clip embeddings: the mean of each clip's window embeddings, normalised by the fitted WCCN."""
+        pooled = self.mean_windows(window_embeddings, counts)
+        embeddings = F.normalize((pooled - self.whiten_mean) @ self.whiten_matrix, dim=-1)
         out = GE2EOutput(embeddings=embeddings, window_embeddings=window_embeddings, window_counts=counts)
         return out if return_dict is not False else out.to_tuple()
 

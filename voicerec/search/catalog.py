@@ -393,7 +393,14 @@ def _record(takes: list[dict], result: dict, weights: dict[str, float]) -> dict:
 
 
 def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None:
-    """README.md from model_cards/catalog.md, with statistics over every parquet file now in data/."""
+    """README.md from model_cards/catalog.md, with statistics over every parquet file now in data/. A card with
+    `license: other` and a `license_text` also gets LICENSE.md, which its `license_name` / `license_link` metadata
+    point to (what the Hub asks of an `other` license)."""
+    license_meta = ""
+    if card.get("license") == "other" and card.get("license_text"):
+        (folder / "LICENSE.md").write_text(card["license_text"].strip() + "\n")
+        name = card.get("license_name", "other")
+        license_meta = yaml.safe_dump({"license_name": name, "license_link": "LICENSE.md"}, sort_keys=False).strip()
     files = sorted((folder / "data").glob("*.parquet"))
     frame = pd.concat([pq.read_table(f, columns=["title", "voice", "license"]).to_pandas() for f in files])
     fields = {
@@ -419,6 +426,7 @@ def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None
         ),  # fmt: skip
         "fused_weights": ", ".join(f"{k} {v:.2f}" for k, v in voicerec_meta["fused_weights"].items()),
         "voicerec_yaml": yaml.safe_dump({"voicerec": voicerec_meta}, sort_keys=False).strip(),
+        "license_meta": license_meta,
         "schema": __doc__.split("| column |", 1)[1].split("\n\n", 1)[0].join(("| column |", "")),
     }
     tmp = folder / f".README.md.{os.getpid()}.tmp"
