@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import Page, expect, sync_playwright
 
-from app import CHART_SONGS, TABLE_COLUMNS
 from tests.app_server import model_env, running_app
+from voicerec.app.page import CHART_SONGS, TABLE_COLUMNS
 from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.embeddings import EMBEDDING_NAMES
 
