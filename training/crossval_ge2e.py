@@ -163,8 +163,8 @@ def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> dict:
     if cache.exists():
         states = pickle.loads(cache.read_bytes())
     else:
-        dev = [clip_states(trunk, extractor, w[0], s, view_cfg)
-               for w, s in tqdm(list(zip(waves, clips["singer"], strict=True)), desc="states")]  # fmt: skip
+        dev = [clip_states(trunk, extractor, w, s, view_cfg, f0)  # the pitch the app path already tracked
+               for (w, f0), s in tqdm(list(zip(waves, clips["singer"], strict=True)), desc="states")]  # fmt: skip
         states = {"dev": dev, "note": [c.note for c in dev]}
         for key, source, note in (("plain@10", [c.plain for c in dev], False), ("note@10", states["note"], True)):
             states[key] = [inference_states(trunk, extractor, w[:CUT], f0 if note else None) if len(w) > CUT else full

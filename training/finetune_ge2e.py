@@ -85,8 +85,14 @@ def states_at(model: GE2EModel, mel: np.ndarray, starts: list[int], chunk: int =
 
 
 def clip_states(
-    model: GE2EModel, extractor: GE2EFeatureExtractor, audio: np.ndarray, singer: str, views: dict
+    model: GE2EModel,
+    extractor: GE2EFeatureExtractor,
+    audio: np.ndarray,
+    singer: str,
+    views: dict,
+    f0: np.ndarray | None = None,
 ) -> ClipStates:
+    """`f0`: the recording's pitch every 10 ms if already tracked (`track_pitch`), for its note-adjusted copy."""
     x = extractor.raise_volume(audio)
     size, coverage = model.config.window_frames, model.config.min_coverage
     tail = np.zeros(size * extractor.hop_length, np.float32)  # silence after the end, as the extractor adds
@@ -103,7 +109,8 @@ def clip_states(
             extractor.mel_power(np.concatenate([y, np.zeros(size * extractor.hop_length, np.float32)]))
         )
     stretched = {r: copy_states(stretch_frames(mel, r)) for r in views["stretch_rates"]}
-    note = inference_states(model, extractor, audio, track_pitch(audio, extractor.sampling_rate).f0)
+    f0 = track_pitch(audio, extractor.sampling_rate).f0 if f0 is None else f0
+    note = inference_states(model, extractor, audio, f0)
     return ClipStates(singer, np.array(starts), states_at(model, mel, starts), pitched, stretched, note)
 
 

@@ -17,10 +17,11 @@ import numpy as np
 def fit_wccn(embeddings: np.ndarray, singers: np.ndarray, shrinkage: float) -> tuple[np.ndarray, np.ndarray]:
     """(mean, matrix) such that normalise((e - mean) @ matrix) is the normalised embedding: `matrix` is the inverse
     square root of the within-singer covariance plus `shrinkage` times its mean variance in every direction."""
-    if len(np.unique(singers)) < 2:
+    names = np.unique(singers)
+    if len(names) < 2:
         raise ValueError("WCCN needs clips of at least two singers.")
     x = np.asarray(embeddings, dtype=np.float64)
-    residuals = np.concatenate([x[singers == s] - x[singers == s].mean(0) for s in np.unique(singers)])
+    residuals = np.concatenate([x[singers == s] - x[singers == s].mean(0) for s in names])
     covariance = residuals.T @ residuals / len(residuals)
     covariance += shrinkage * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
     values, vectors = np.linalg.eigh(covariance)

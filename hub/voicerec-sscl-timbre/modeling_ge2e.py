@@ -5,8 +5,8 @@ projection of the LSTM's last hidden state, unit length; a clip's embedding is t
 embeddings, the windows placed as Resemblyzer's `embed_utterance` places them, then (in the singing encoders)
 moved by a within-singer covariance normalisation (WCCN) fitted in training: directions in which one singer's
 recordings differ from each other (song, key, phrasing) are shrunk, so that what is left tells singers apart.
-GE2E as shipped has the identity there. All windows of a batch of clips go
-through the LSTM together, so a batch costs one pass over 160 frames.
+GE2E as shipped has the identity there. All windows of a batch of clips go through the LSTM together, so a batch
+costs one pass over 160 frames.
 """
 
 from __future__ import annotations
