@@ -22,7 +22,7 @@ from .embeddings import EMBEDDING_NAMES, Embedder
 from .search.catalog import Catalog
 from .search.index import VectorIndex
 from .search.ranking import DEFAULT_RANGE_WEIGHT, Recommendation, rank
-from .voice_type import NEIGHBOUR_WORDS, VoiceType, VoiceTypeClassifier, decide_voice_type
+from .voice_type import VoiceType, VoiceTypeClassifier, decide_voice_type
 
 
 def load_voice_classifier(
@@ -104,8 +104,8 @@ class Recommendations:
             f"{note_name(r.high)} (tessitura {note_name(r.tessitura_low)}-{note_name(r.tessitura_high)}), "
             f"{self.profile.voiced_seconds:.1f} s of singing; {self.timings['total']:.2f} s."
         )
-        if voice and not voice.committed:
-            head += f"\n{NEIGHBOUR_WORDS}"
+        if voice and voice.advice:
+            head += f"\n{voice.advice}"
         table = pd.DataFrame(
             {
                 "#": [i.rank for i in self.items],

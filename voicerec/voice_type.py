@@ -34,6 +34,10 @@ import numpy as np
 
 from .audio.vocal_range import FEMALE_TYPES, FORMANT_REFERENCE_HZ, FORMANT_WEIGHT, MALE_TYPES, VOICE_TYPES, VocalRange
 
+FORMANT_MAX_MEDIAN = 67.0
+"""Above a median of G4 most sung frames are too high for formants (`formants.MAX_F0_HZ`), and the F4 comes from the
+lowest few notes, where the LPC fit follows the harmonics: a synthetic soprano singing F4–G5 read 3.06 kHz, a man's.
+No dev man sings that high (highest median 64.7)."""
 TYPES_OF_SEX: dict[str, tuple[str, ...]] = {"male": MALE_TYPES, "female": FEMALE_TYPES}
 SEX_SLOPE = 1.26
 """Log-odds of "female" per unit of the size score (median + 4 x F4 semitones), fitted on the labelled singers."""
@@ -78,8 +82,10 @@ SHIPPED = Constants()
 
 
 def size_score(median_midi: float, fourth_formant_hz: float | None) -> float:
-    """Median pitch + 4 x F4 semitones above 3.8 kHz (F4 unknown: taken at 3.8 kHz, so pitch alone speaks)."""
-    f4 = fourth_formant_hz if fourth_formant_hz is not None and np.isfinite(fourth_formant_hz) else FORMANT_REFERENCE_HZ
+    """Median pitch + 4 x F4 semitones above 3.8 kHz (F4 unknown, or the median above `FORMANT_MAX_MEDIAN`: taken
+    at 3.8 kHz, so pitch alone speaks)."""
+    known = fourth_formant_hz is not None and np.isfinite(fourth_formant_hz) and median_midi <= FORMANT_MAX_MEDIAN
+    f4 = fourth_formant_hz if known else FORMANT_REFERENCE_HZ
     return float(median_midi + FORMANT_WEIGHT * 12.0 * np.log2(f4 / FORMANT_REFERENCE_HZ))
 
 
@@ -131,11 +137,14 @@ class VoiceType:
         return self.label if self.committed else f"{self.label} — could be {self.alternative}"
 
     @property
+    def advice(self) -> str:
+        """What would make the answer sure ("" when it is)."""
+        return "" if self.committed else NEIGHBOUR_WORDS
+
+    @property
     def text(self) -> str:
         """The headline, with what would make it sure when it is not."""
-        if self.committed:
-            return self.headline
-        return f"{self.headline}. {NEIGHBOUR_WORDS}"
+        return f"{self.headline}. {self.advice}" if self.advice else self.headline
 
     def to_dict(self) -> dict:
         return {
