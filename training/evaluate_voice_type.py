@@ -26,13 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.evaluate_pitch import ALSO_ACCEPTED, PART_OF_TYPE
 from voicerec.audio.vocal_range import FEMALE_TYPES
 from voicerec.voice_type import VoiceType
-
-PART_OF_TYPE = {"bass": "Bass", "baritone": "Bass", "tenor": "Tenor", "alto": "Alto", "mezzo-soprano": "Alto",
-                "soprano": "Soprano"}  # fmt: skip
-ALSO_ACCEPTED = {"baritone": "Tenor", "mezzo-soprano": "Soprano"}
-"""The in-between types, also counted as right for this neighbouring part in the lenient accuracy."""
 
 
 @dataclass
