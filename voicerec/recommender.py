@@ -17,10 +17,32 @@ import pandas as pd
 from .audio.input import VoiceAudio, load_audio
 from .audio.pitch import PitchTrack, track_pitch
 from .audio.vocal_range import VocalRange, estimate_range, note_name
+from .defaults import resolve
 from .embeddings import EMBEDDING_NAMES, Embedder
 from .search.catalog import Catalog
 from .search.index import VectorIndex
 from .search.ranking import DEFAULT_RANGE_WEIGHT, Recommendation, rank
+from .voice_type import VoiceType, VoiceTypeClassifier, decide_voice_type
+
+
+def load_voice_classifier(
+    source: str | Path | None, embedder: Embedder
+) -> tuple[VoiceTypeClassifier | None, str]:
+    """The voice-type classifier for `embedder`'s timbre encoder, or None and why not (then the voice type comes
+    from pitch and formants alone): missing, unreadable, or fitted on another encoder (fingerprint or size)."""
+    source = resolve("voice_type", source)
+    try:
+        classifier = VoiceTypeClassifier.from_pretrained(source)
+    except Exception as exc:  # no file, no network, a corrupt file: the app still answers, less sure
+        return None, f"no voice-type classifier at {source} ({type(exc).__name__})"
+    size = embedder.dimensions.get(classifier.embedding)
+    if size != classifier.coef.size:
+        return None, f"the voice-type classifier reads {classifier.coef.size}-d {classifier.embedding} embeddings"
+    fingerprint = embedder.fingerprints.get(classifier.embedding, "")
+    if fingerprint and classifier.encoder_fingerprint and fingerprint != classifier.encoder_fingerprint:
+        return None, (f"the voice-type classifier was fitted on other {classifier.embedding} weights; refit it with "
+                      "python -m training.fit_voice_type")  # fmt: skip
+    return classifier, ""
 
 
 @dataclass
@@ -34,10 +56,13 @@ class VoiceProfile:
     voiced_seconds: float
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    voice: VoiceType | None = None
+    """The voice type with its confidence (`range.voice_type` is its label)."""
 
     def to_dict(self) -> dict:
         return {
             "range": self.range.to_dict(),
+            "voice": self.voice.to_dict() if self.voice else None,
             "seconds": round(self.seconds, 2),
             "voiced_seconds": round(self.voiced_seconds, 2),
             "warnings": list(self.warnings),
@@ -73,11 +98,14 @@ class Recommendations:
     def to_text(self) -> str:
         """A readable table for the terminal: the voice, then one line per song and the reasons below."""
         r = self.profile.range
+        voice = self.profile.voice
         head = (
-            f"Your voice: {r.voice_type}, comfortable range {note_name(r.low)}-{note_name(r.high)} "
-            f"(tessitura {note_name(r.tessitura_low)}-{note_name(r.tessitura_high)}), "
+            f"Your voice: {voice.headline if voice else r.voice_type}, comfortable range {note_name(r.low)}-"
+            f"{note_name(r.high)} (tessitura {note_name(r.tessitura_low)}-{note_name(r.tessitura_high)}), "
             f"{self.profile.voiced_seconds:.1f} s of singing; {self.timings['total']:.2f} s."
         )
+        if voice and voice.advice:
+            head += f"\n{voice.advice}"
         table = pd.DataFrame(
             {
                 "#": [i.rank for i in self.items],
@@ -100,7 +128,10 @@ class Recommendations:
 class Recommender:
     """Encoders + catalog + index, loaded once; `recommend` is then cheap per request."""
 
-    def __init__(self, embedder: Embedder, catalog: Catalog):
+    def __init__(self, embedder: Embedder, catalog: Catalog, voice_classifier: VoiceTypeClassifier | None = None,
+                 voice_note: str = ""):  # fmt: skip
+        """`voice_classifier`: the timbre cue of the voice type (None: pitch and formants only, and `voice_note`
+        says why in each profile's warnings)."""
         dims = {n: catalog.matrix(n).shape[1] for n in EMBEDDING_NAMES}
         if dims != embedder.dimensions:
             raise ValueError(
@@ -109,6 +140,8 @@ class Recommender:
             )
         self.embedder = embedder
         self.catalog = catalog
+        self.voice_classifier = voice_classifier
+        self.voice_note = voice_note
         self.index = VectorIndex(catalog.matrix("fused"))
         catalog.table()  # load the descriptive columns now, not on the first request
         self.stale = sorted(
@@ -124,9 +157,12 @@ class Recommender:
         expression: str | Path | None = None,
         mood: str | Path | None = None,
         catalog: str | Path | None = None,
+        voice_type: str | Path | None = None,
     ) -> Recommender:
         """Each argument: a folder or Hub id; None -> environment variable -> hub/ folder -> Hub id."""
-        return cls(Embedder.from_pretrained(timbre, expression, mood), Catalog.load(catalog))
+        embedder = Embedder.from_pretrained(timbre, expression, mood)
+        classifier, note = load_voice_classifier(voice_type, embedder)
+        return cls(embedder, Catalog.load(catalog), classifier, note)
 
     def warm_up(self) -> None:
         """Analyse 6 s of synthetic singing once, at start-up: the one-off costs of a first call (torch's thread
@@ -150,13 +186,17 @@ class Recommender:
         sung = estimate_range(track, audio.samples, audio.sampling_rate)  # the recording adds the formant cue
         timings["range"] = time.perf_counter() - start
         embeddings = self.embedder.embed(audio, track, timings)
+        voice = decide_voice_type(sung, embeddings, self.voice_classifier)
+        sung.voice_type = voice.label
         warnings = list(audio.warnings)
+        if self.voice_classifier is None and self.voice_note:
+            warnings.append(f"Voice type from pitch and formants only: {self.voice_note}.")
         if self.stale:
             warnings.append(
                 f"The catalog was built with other {', '.join(self.stale)} weights: similarities may be off; "
                 "rebuild it with python -m voicerec catalog build."
             )
-        return VoiceProfile(sung, embeddings, track, audio.seconds, audio.voiced_seconds, warnings, timings)
+        return VoiceProfile(sung, embeddings, track, audio.seconds, audio.voiced_seconds, warnings, timings, voice)
 
     def recommend(
         self,

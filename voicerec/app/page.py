@@ -80,9 +80,10 @@ def results_table(result: Recommendations) -> pd.DataFrame:
 
 def voice_summary(result: Recommendations) -> str:
     """The singer's voice in words: type, range, tessitura, how much singing was heard, and the top song's reason."""
-    vr = result.profile.range
+    vr, voice = result.profile.range, result.profile.voice
     lines = [
-        f"### Your voice: {vr.voice_type}",
+        f"### Your voice: {voice.headline if voice else vr.voice_type}",
+        *([voice.advice] if voice and voice.advice else []),
         f"Range **{note_name(vr.low)}–{note_name(vr.high)}**, most comfortable (tessitura) "
         f"**{note_name(vr.tessitura_low)}–{note_name(vr.tessitura_high)}**, from {vr.voiced_seconds:.1f} s of singing.",
     ]
