@@ -66,7 +66,7 @@ def test_build_round_trips_through_load_dataset(built, songs):
     assert len(ds) == len(SONGS)
     assert ds["song_id"] == [f"s{i}" for i in range(len(SONGS))]
     header = yaml.safe_load((out / "README.md").read_text().split("---")[1])
-    assert header["configs"][0]["data_files"][0]["path"] == "data/*.parquet"
+    assert header["configs"][0]["data_files"][0]["path"] == [f"data/{p.name}" for p in (out / "data").glob("*.parquet")]
     row = ds[0]
     assert (row["range_low"], row["range_high"], row["tessitura_low"], row["tessitura_high"]) == (43, 60, 45, 53)
     assert row["range_source"] == "score" and ds[1]["range_source"] == "pitch"
