@@ -8,6 +8,7 @@ result.to_frame(); result.to_dict()
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +92,8 @@ class Recommendations:
             row = item.to_dict()
             row.update(row.pop("similarities"))
             rows.append(row)
-        columns = ["rank", "title", "artist", "voice", "match", "score", *EMBEDDING_NAMES, "range_fit", "transpose",
+        columns = ["rank", "title", "artist", "own_artist", "voice", "language", "match", "score",
+                   *EMBEDDING_NAMES, "range_fit", "transpose",
                    "key", "suggested_key", "reason", "song_id", "range_low", "range_high"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
 
@@ -110,7 +112,7 @@ class Recommendations:
             {
                 "#": [i.rank for i in self.items],
                 "song": [f"{i.title} ({i.artist})" if i.artist else i.title for i in self.items],
-                "voice": [i.voice for i in self.items],
+                "sung by": ["its artist" if i.own_artist else f"cover: {i.voice}" for i in self.items],
                 "match": [f"{i.match:.2f}" for i in self.items],
                 "similarity": [f"{i.score:.2f}" for i in self.items],
                 "range fit": [f"{i.range_fit:.2f}" for i in self.items],
@@ -119,7 +121,7 @@ class Recommendations:
             }
         )
         reasons = [f"{i.rank:>2}. {i.reason}" for i in self.items]
-        left = {c: f"{{:<{max(len(c), table[c].str.len().max())}}}".format for c in ("song", "voice", "sing in")}
+        left = {c: f"{{:<{max(len(c), table[c].str.len().max())}}}".format for c in ("song", "sung by", "sing in")}
         text = table.to_string(index=False, formatters=left, justify="left")
         lines = [head, *(f"warning: {w}" for w in self.profile.warnings), "", text, ""]
         return "\n".join(lines + reasons)
@@ -205,13 +207,21 @@ class Recommender:
         weights: dict[str, float] | None = None,
         range_weight: float = DEFAULT_RANGE_WEIGHT,
         distinct_titles: bool = True,
+        languages: Collection[str] | None = None,
     ) -> Recommendations:
-        """The `top` songs for the singer of `audio`; `weights` override the default embedding weights."""
+        """The `top` songs for the singer of `audio`; `weights` override the default embedding weights;
+        `languages` (codes such as "en") keeps only songs sung in those languages."""
         start = time.perf_counter()
         profile = self.analyse(audio)
         search_start = time.perf_counter()
         items = rank(profile.embeddings, profile.range, self.catalog, self.index, top, weights, range_weight,
-                     distinct_titles)  # fmt: skip
+                     distinct_titles, languages)  # fmt: skip
+        if languages and len(items) < top:
+            codes = ", ".join(sorted({c.strip().lower() for c in languages}))
+            profile.warnings.append(
+                f"Only {len(items)} catalog song{'s' if len(items) != 1 else ''} in {codes}: fewer than the {top} "
+                "asked for. Add languages to see more."
+            )
         timings = dict(profile.timings)
         timings["search"] = time.perf_counter() - search_start
         timings["total"] = time.perf_counter() - start
