@@ -189,3 +189,18 @@ def test_key_is_found_from_sung_pitch(tonic, mode, expected):
     track = track_pitch(sing(notes, VOICES["alto"]), 16000)
     assert estimate_key(track.midi) == expected
     assert estimate_key(np.full(10, np.nan)) == ""
+
+
+def test_rebuilt_in_place_loads_as_rebuilt(built, songs, tiny_encoders, tmp_path):
+    """The datasets cache is shared between the two loads, as a user's is: a catalog rebuilt in place with fewer
+    songs must come back with the new rows through load_dataset and Catalog.load, not the first build's."""
+    _, cache, _ = built
+    out, hf_cache = tmp_path / "catalog", str(tmp_path / "hf-cache")
+    build_catalog(songs, out, songs / "songs.csv", cache=cache, progress=False, **tiny_encoders)
+    assert len(datasets.load_dataset(str(out), split="train", cache_dir=hf_cache)) == len(SONGS)
+    fewer = songs / "fewer.csv"
+    pd.read_csv(songs / "songs.csv").head(1).to_csv(fewer, index=False)
+    build_catalog(songs, out, fewer, cache=cache, progress=False, **tiny_encoders)
+    assert datasets.load_dataset(str(out), split="train", cache_dir=hf_cache)["song_id"] == ["s0"]
+    assert len(Catalog.load(out)) == 1
+    assert len(list((out / "data").glob("*.parquet"))) == 1

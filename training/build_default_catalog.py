@@ -102,8 +102,9 @@ DESCRIPTION = """\
 research corpora of singing. It shows what voicerec does with real voices; it is not a music service's catalog:
 a few hundred voices would be needed for that, and no entry links to the song itself.
 
-- **EDCAV2018**, $edcav entries, **each sung by the song's own artist**: 28 bands and solo artists singing one of
-  their own songs, the isolated lead vocals of the DSD100 songs (Liutkus et al., "The 2016 Signal Separation
+- **EDCAV2018**, $edcav entries, **each sung by the song's own artist**: $edcav of the set's 28 bands and solo
+  artists (the others' vocals fail the singing checks) singing one of their own songs, the isolated lead vocals
+  of the DSD100 songs (Liutkus et al., "The 2016 Signal Separation
   Evaluation Campaign", LVA/ICA 2017; the songs come from the "Mixing Secrets" free multitrack library of Cambridge
   Music Technology), as cut into clips by the EDCAV2018 singer-classification set. Terms: non-commercial research
   use only. English rock, pop, folk and metal (one Tamil song).
