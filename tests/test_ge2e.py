@@ -172,7 +172,8 @@ def test_top_layer_training_keeps_the_lower_layers_and_one_trunk_serves_both(tmp
     assert np.allclose(clips[0].plain, direct.plain, atol=2e-3)  # float16 inputs: the same states
     config = {"variant": "timbre", "init": str(init), "views": view_cfg, "seed": 0,
               "train": {"steps": 4, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0, "temperature": 0.07,
-                        "momentum": 0.9, "queue_size": 16, "distill": 1.0, "wccn": 1.0, "top_layer": "shared"}}  # fmt: skip
+                        "momentum": 0.9, "queue_size": 16, "distill": 1.0, "wccn": 1.0,
+                        "top_layer": "shared"}}  # fmt: skip
     timbre, log = train(config, clips, inputs)
     assert all(np.isfinite(row["loss"]) for row in log[:-1])
     params = dict(timbre.lstm.named_parameters())
