@@ -1,20 +1,27 @@
-"""Leave-singers-out cross-validation of the GE2E-based encoders over every dev singer (issue #15).
+"""Cross-validation of the GE2E-based encoders over every dev singer, under two protocols (issues #15, #26).
 
-The dev singers of gtsinger-dev and mir1k-dev are split in two folds (gtsinger-dev by the project's historical
-folds A and B, mir1k-dev alternately by name). For each recipe and fold, the timbre and expression encoders are
-fine-tuned on PJS and the *other* fold's singers and embed this fold's clips; retrieval (song-disjoint singer
-retrieval, `voicerec.tools.evaluation`) stays within a fold and a dataset, and the queries of both folds are pooled, so
-every dev singer is a query once and no clip is embedded by a model that heard its singer. Clips go through the
-app's path (load, pitch, note adjustment) once, cached under `--out`; GE2E's LSTM states of every window are
-computed once too (the recipes train only the projection, training/finetune_ge2e.py).
+- `lso`, leave-singers-out: every corpus's singers in FOLDS folds (by name order); for each fold the encoders train
+  on PJS and the other folds' singers of gtsinger-dev, mir1k-dev and edcav-dev, and embed this fold's clips.
+- `loco`, leave-one-corpus-out: for each query corpus, the encoders train on PJS, the other query corpus and one
+  half of edcav-dev's artists, and embed the whole held-out corpus: other sessions and recording chains, as the
+  project's held-out sets are.
 
-Per dataset: top-1 and mAP with a 95 % bootstrap interval over query singers, and the EER over the pooled pairs,
-with full clips and with queries cut to their first 10 s. Fusion weights are fitted leave-one-singer-out (Fisher
-rule, training/tune_weights.py) over the query singers of both datasets; an embedding is dropped from a fusion by
-giving it a constant cosine, which the Fisher rule weighs 0.
+Retrieval (song-disjoint singer retrieval, `voicerec.tools.evaluation`) runs within each pool: a split's unseen
+singers of one corpus and its unseen edcav-dev artists (one song each: candidates, never queries), all embedded by
+that split's encoders; queries are pooled over the splits, so every dev singer is a query once per protocol and no
+clip is embedded by a model that heard its singer. Clips go through the app's path (load, pitch, note adjustment)
+once, cached under `--out`; the LSTM runs once too, its lower layers' outputs kept (float16) so that a recipe may
+train the top layer (`train.top_layer`), and GE2E's last hidden states for the recipes that train the projection.
+
+Per corpus: top-1 and mAP with a 95 % bootstrap interval over query singers, the EER over the pooled pairs, and
+the paired mAP difference to GE2E and to the recipe's `timbre` (interval over singers), with full clips and with
+queries cut to their first 10 s. Fusion weights are fitted leave-one-singer-out (Fisher rule,
+training/tune_weights.py) over the query singers of every pool of the protocol; an embedding is dropped from a
+fusion by giving it a constant cosine, which the Fisher rule weighs 0. A recipe's `data.exclude_corpora` leaves
+corpora out of its training (e.g. to measure what edcav-dev adds).
 
     OMP_NUM_THREADS=1 python -m training.crossval_ge2e --data ../shared/data --ge2e runs/ge2e --out runs/cv \\
-        --recipes training/configs/ge2e_timbre.yaml
+        --recipes training/configs/ge2e_timbre.yaml "training/configs/ge2e_timbre.yaml:train.top_layer=shared"
 """
 
 from __future__ import annotations
@@ -329,8 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     for tag, config_of in recipes.items():
         mode = config_of["train"].get("top_layer") or "none"
         for protocol in args.protocols:
-            for split in splits(clips, protocol):
-                train_rows = np.flatnonzero(split.train)
+            for split in splits(clips, protocol):  # a recipe may leave whole corpora out of training
+                left_out = clips["dataset"].isin(config_of["data"].get("exclude_corpora") or []).to_numpy()
+                train_rows = np.flatnonzero(split.train & ~left_out)
                 inputs = [lower["dev"][i] for i in train_rows] + lower["pjs"]
                 rows = np.unique(np.concatenate(list(split.pools.values())))
                 trained: dict[str, GE2EModel] = {}
