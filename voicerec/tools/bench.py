@@ -130,6 +130,7 @@ def end_to_end(seconds: float, repeats: int, sources: dict[str, str]) -> tuple[p
     """Each stage of `Recommender.recommend` on one recording (median of `repeats`), in seconds and as a ratio
     to the reference passes timed between the calls."""
     from ..recommender import Recommender
+    from ..search.ranking import rank
 
     start = time.perf_counter()
     recommender = Recommender.from_pretrained(**sources)
@@ -146,6 +147,12 @@ def end_to_end(seconds: float, repeats: int, sources: dict[str, str]) -> tuple[p
              "share": f"{value / total:.0%}"} for name, value in stages.items()]  # fmt: skip
     rows.append({"stage": "total per request (in process)", "seconds": total, "x reference": reference.ratio(total),
                  "share": "100%"})  # fmt: skip
+    profile = recommender.analyse((RATE, audio))
+    for label, languages in (("unfiltered", None), ("filtered to one language (en)", ["en"])):
+        search, _ = timed(lambda languages=languages: rank(profile.embeddings, profile.range, recommender.catalog,
+                                                           recommender.index, 10, languages=languages), repeats)
+        rows.append({"stage": f"search alone, {label}", "seconds": search, "x reference": reference.ratio(search),
+                     "share": ""})  # fmt: skip
     rows.append({"stage": f"reference: {REFERENCE}", "seconds": reference.seconds, "x reference": 1.0, "share": ""})
     rows.append({"stage": "loading models + catalog (once, at start)", "seconds": loading,
                  "x reference": reference.ratio(loading), "share": ""})  # fmt: skip
