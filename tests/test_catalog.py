@@ -66,7 +66,7 @@ def test_build_round_trips_through_load_dataset(built, songs):
     assert len(ds) == len(SONGS)
     assert ds["song_id"] == [f"s{i}" for i in range(len(SONGS))]
     header = yaml.safe_load((out / "README.md").read_text().split("---")[1])
-    assert header["configs"][0]["data_files"][0]["path"] == "data/*.parquet"
+    assert header["configs"][0]["data_files"][0]["path"] == [f"data/{p.name}" for p in (out / "data").glob("*.parquet")]
     row = ds[0]
     assert (row["range_low"], row["range_high"], row["tessitura_low"], row["tessitura_high"]) == (43, 60, 45, 53)
     assert row["range_source"] == "score" and ds[1]["range_source"] == "pitch"
@@ -189,3 +189,18 @@ def test_key_is_found_from_sung_pitch(tonic, mode, expected):
     track = track_pitch(sing(notes, VOICES["alto"]), 16000)
     assert estimate_key(track.midi) == expected
     assert estimate_key(np.full(10, np.nan)) == ""
+
+
+def test_rebuilt_in_place_loads_as_rebuilt(built, songs, tiny_encoders, tmp_path):
+    """The datasets cache is shared between the two loads, as a user's is: a catalog rebuilt in place with fewer
+    songs must come back with the new rows through load_dataset and Catalog.load, not the first build's."""
+    _, cache, _ = built
+    out, hf_cache = tmp_path / "catalog", str(tmp_path / "hf-cache")
+    build_catalog(songs, out, songs / "songs.csv", cache=cache, progress=False, **tiny_encoders)
+    assert len(datasets.load_dataset(str(out), split="train", cache_dir=hf_cache)) == len(SONGS)
+    fewer = songs / "fewer.csv"
+    pd.read_csv(songs / "songs.csv").head(1).to_csv(fewer, index=False)
+    build_catalog(songs, out, fewer, cache=cache, progress=False, **tiny_encoders)
+    assert datasets.load_dataset(str(out), split="train", cache_dir=hf_cache)["song_id"] == ["s0"]
+    assert len(Catalog.load(out)) == 1
+    assert len(list((out / "data").glob("*.parquet"))) == 1

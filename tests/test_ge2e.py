@@ -144,3 +144,44 @@ def test_no_shift_and_unvoiced_frames_leave_the_spectrogram_alone(singing):
     np.testing.assert_array_equal(fe.shift_harmonics(power, 5.0, np.full(len(power), np.nan)), power)
     with pytest.raises(ValueError, match="f0"):
         fe(clip, semitones=[3.0])
+
+
+def test_top_layer_training_keeps_the_lower_layers_and_one_trunk_serves_both(tmp_path):
+    """The split LSTM computes what the stacked one does; training the top layer from cached lower-layer outputs
+    moves that layer only, and the `shared` expression encoder keeps the timbre encoder's LSTM, so the app still
+    runs one LSTM for both."""
+    from training.finetune_ge2e import LowerLayers, clip_states, map_states, split_lstm, top_states, train
+    from voicerec.embeddings import shares_trunk
+
+    torch.manual_seed(0)
+    init = tmp_path / "init"
+    GE2EModel(GE2EConfig(hidden_size=16, num_layers=3, embedding_size=8)).save_pretrained(init)
+    fe = GE2EFeatureExtractor()
+    trunk = GE2EModel.from_pretrained(init).eval()
+    lower, top = split_lstm(trunk.lstm)
+    x = torch.randn(3, 160, 40)
+    with torch.no_grad():
+        assert torch.allclose(top(lower(x)[0])[1][0][-1], trunk.window_states(x), atol=1e-6)
+    view_cfg = {"pitch_semitones": 3.0, "stretch_rates": [0.65, 1.7]}
+    encode = LowerLayers(trunk)
+    inputs = [clip_states(trunk, fe, sing(scale_melody(45 + 4 * i, 8, 0.5, seed=i), VOICES[v], 16000), v, view_cfg,
+                          encode=encode) for i, v in enumerate(["bass", "tenor", "alto"])]  # fmt: skip
+    assert inputs[0].plain.shape[1:] == (160, 16) and inputs[0].plain.dtype == np.float16
+    clips = [map_states(c, lambda s: top_states(top, s)) for c in inputs]
+    direct = clip_states(trunk, fe, sing(scale_melody(45, 8, 0.5, seed=0), VOICES["bass"], 16000), "bass", view_cfg)
+    assert np.allclose(clips[0].plain, direct.plain, atol=2e-3)  # float16 inputs: the same states
+    config = {"variant": "timbre", "init": str(init), "views": view_cfg, "seed": 0,
+              "train": {"steps": 4, "batch_size": 4, "lr": 0.01, "weight_decay": 0.0, "temperature": 0.07,
+                        "momentum": 0.9, "queue_size": 16, "distill": 1.0, "wccn": 1.0,
+                        "top_layer": "shared"}}  # fmt: skip
+    timbre, log = train(config, clips, inputs)
+    assert all(np.isfinite(row["loss"]) for row in log[:-1])
+    params = dict(timbre.lstm.named_parameters())
+    for name, param in trunk.lstm.named_parameters():
+        assert torch.equal(param, params[name]) != name.endswith("_l2"), name  # only the top layer moved
+    shared = [map_states(c, lambda s: top_states(split_lstm(timbre.lstm)[1], s)) for c in inputs]
+    expression, _ = train(config | {"variant": "expression"}, shared, trunk=timbre)
+    assert not torch.equal(expression.linear.weight, timbre.linear.weight)
+    assert shares_trunk((timbre, fe), (expression, fe))
+    with pytest.raises(ValueError, match="trunk"):
+        train(config | {"variant": "expression"}, shared)

@@ -38,17 +38,36 @@ def setup(tmp_path_factory, tiny_encoders):
     for voice in ("bass", "soprano"):
         sf.write(folder / f"m0-{voice}.wav", sing(scale_melody(TONIC, 10, 0.4, seed=0), VOICES[voice], seed=0), 16000)
         rows.append({"file": f"m0-{voice}.wav", "song_id": f"m0-{voice}", "title": f"Melody 0 ({voice})",
-                     "voice": voice, "key": "G major"})  # fmt: skip
+                     "voice": voice, "key": "G major", "language": "en" if voice == "bass" else "ko",
+                     "own_artist": voice == "bass"})  # fmt: skip
     for name, shift in (("fits", 0), ("high", 4)):
         sf.write(folder / f"{name}.wav", sing(scale_melody(TONIC, 10, 0.4, seed=5), VOICES["baritone"]), 16000)
         score = {"range_low": singer.low, "range_high": singer.high, "tessitura_low": singer.tessitura_low,
                  "tessitura_high": singer.tessitura_high}  # fmt: skip
         rows.append({"file": f"{name}.wav", "song_id": name, "title": name, "voice": "baritone", "key": "C major",
+                     "language": "en", "own_artist": False,
                      **{k: v + shift for k, v in score.items()}})  # fmt: skip
     pd.DataFrame(rows).to_csv(folder / "songs.csv", index=False)
     catalog = tmp_path_factory.mktemp("rec-hub") / "catalog"
     build_catalog(folder, catalog, folder / "songs.csv", cache=folder / "cache", progress=False, **tiny_encoders)
     return Recommender.from_pretrained(catalog=catalog, **tiny_encoders), query, catalog
+
+
+def test_language_filter_and_who_sings(setup):
+    """A language filter keeps only that language's songs, exactly scored, and says when it leaves fewer than asked;
+    the reason says whether the song's own artist sings the catalog's recording or a corpus singer covers it."""
+    rec, query, _ = setup
+    everything = rec.recommend(str(query), top=4)
+    assert {i.language for i in everything.items} == {"en", "ko"}
+    korean = rec.recommend(str(query), top=3, languages=["KO"])
+    assert [i.song_id for i in korean.items] == ["m0-soprano"]
+    assert any("Only 1 catalog song in ko" in w for w in korean.profile.warnings)
+    same = next(i for i in everything.items if i.song_id == "m0-soprano")
+    assert korean.items[0].score == pytest.approx(same.score, abs=1e-5)
+    by_id = {i.song_id: i for i in everything.items}
+    assert by_id["m0-bass"].own_artist and by_id["m0-bass"].reason.startswith("Sung by its own artist")
+    assert not by_id["fits"].own_artist and by_id["fits"].reason.startswith("A cover, sung here by")
+    assert not any("Only" in w for w in rec.recommend(str(query), top=3, languages=["en"]).profile.warnings)
 
 
 @pytest.mark.parametrize("voice", ["bass", "soprano"])

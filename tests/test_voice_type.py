@@ -1,4 +1,4 @@
-"""Formant cue of vocal-tract size and the voice type it informs.
+"""Formant cue of vocal-tract size and the voice type it informs; the stated voice type (`voicerec.voice_type`).
 
 Most tests make vowels independently of `voicerec.audio.synth`, the way a vocal tract does: a glottal pulse train
 through a cascade of two-pole resonators, whose formants are exactly known. The last ones check the synthetic
@@ -16,6 +16,15 @@ from voicerec.audio.formants import formant_frequencies, fourth_formant
 from voicerec.audio.pitch import track_pitch
 from voicerec.audio.synth import VOICES, VOWELS, midi_to_hz, scale_melody, sing
 from voicerec.audio.vocal_range import FEMALE_TYPES, MALE_TYPES, estimate_range, is_female, voice_type
+from voicerec.defaults import HUB_DIR
+from voicerec.embeddings import weights_fingerprint
+from voicerec.voice_type import (
+    COMMIT_PROBABILITY,
+    NEIGHBOUR_WORDS,
+    VoiceTypeClassifier,
+    decide_voice_type,
+    pitch_formant_logit,
+)
 
 SR = 16000
 MALE_VOWELS = {  # F1..F4 (Hz) of an adult male vocal tract
@@ -102,3 +111,107 @@ def test_formants_of_singing_too_high_to_measure_are_left_to_pitch() -> None:
     assert formant_frequencies(x, SR, track).shape[0] == 0 and np.isnan(fourth_formant(x, SR, track))
     vocal = estimate_range(track, x, SR)
     assert vocal.fourth_formant is None and vocal.voice_type == "soprano"
+
+
+# --- the stated voice type: commits on clear evidence, hedges otherwise; the timbre classifier and its fallback
+
+
+def _sung(voice: str, notes: list[float], seconds: float = 0.5):
+    x = sing([(float(n), seconds) for n in notes], VOICES[voice], SR, seed=1)
+    return estimate_range(track_pitch(x, SR), x, SR)
+
+
+NARROW_BARITONE = [55, 57, 59, 57, 55, 57, 59, 60, 59, 57, 55, 57, 59, 57, 55, 53, 55, 57, 59, 57]  # G3..C4
+HIGH_SOPRANO = [65, 67, 69, 71, 72, 74, 76, 77, 79, 77, 76, 74, 72, 71, 69, 67, 69, 72, 76, 79]  # F4..G5
+
+
+def test_the_answer_commits_on_clear_evidence_and_hedges_on_a_narrow_melody() -> None:
+    clear = decide_voice_type(_sung("soprano", HIGH_SOPRANO))
+    assert clear.committed and clear.label == "soprano" and clear.text == "soprano" and clear.alternative is None
+    assert clear.probabilities["soprano"] >= COMMIT_PROBABILITY and clear.female_probability > 0.99
+    narrow = decide_voice_type(_sung("baritone", NARROW_BARITONE))
+    assert not narrow.committed and narrow.label in MALE_TYPES and narrow.alternative in MALE_TYPES
+    assert narrow.text == f"{narrow.label} — could be {narrow.alternative}. {NEIGHBOUR_WORDS}"
+    assert narrow.probabilities[narrow.label] < COMMIT_PROBABILITY
+    assert abs(sum(narrow.probabilities.values()) - 1) < 1e-9
+
+
+def test_low_notes_make_a_bass_and_high_notes_rule_it_out() -> None:
+    """The same man singing lower (down to E2) is called a bass; singing up to B4, a bass becomes unlikely."""
+    low = decide_voice_type(_sung("bass", [40, 41, 43, 45, 47, 48, 47, 45, 43, 41, 40, 43, 45, 47, 48, 50]))
+    assert low.committed and low.label == "bass"
+    middle = decide_voice_type(_sung("tenor", NARROW_BARITONE))
+    high = decide_voice_type(_sung("tenor", [n + 10 for n in NARROW_BARITONE]))  # F4..B4
+    assert high.probabilities["bass"] < middle.probabilities["bass"] / 3
+    assert high.label == "tenor"
+
+
+def test_the_other_sex_is_named_when_it_is_not_ruled_out() -> None:
+    """A voice whose sex is uncertain hedges with the other sex's likeliest type, not a neighbour of its own."""
+    sung = _sung("baritone", NARROW_BARITONE)
+    unsure = VoiceTypeClassifier(np.zeros(4), np.zeros(4), -pitch_formant_logit(sung) + 0.5, {"embedding": "timbre"})
+    answer = decide_voice_type(sung, {"timbre": np.ones(4)}, unsure)  # the cues sum to log-odds 0.5: 62 % female
+    assert answer.sex == "female" and not answer.committed and answer.alternative in MALE_TYPES
+
+
+def test_the_timbre_classifier_round_trips_and_moves_the_answer(tmp_path) -> None:
+    direction = np.eye(8)[2]
+    classifier = VoiceTypeClassifier(6.0 * direction, np.zeros(8), 0.0, {"embedding": "timbre",
+                                     "encoder_fingerprint": "abc"})  # fmt: skip
+    classifier.save_pretrained(tmp_path / "vt")
+    loaded = VoiceTypeClassifier.from_pretrained(tmp_path / "vt")
+    assert loaded.encoder_fingerprint == "abc" and loaded.embedding == "timbre"
+    assert loaded.logit(direction) == pytest.approx(6.0, abs=1e-5) and loaded.logit(-direction) == pytest.approx(-6.0)
+    sung = _sung("baritone", NARROW_BARITONE)
+    alone = decide_voice_type(sung)
+    female_timbre = decide_voice_type(sung, {"timbre": direction}, loaded)
+    male_timbre = decide_voice_type(sung, {"timbre": -direction}, loaded)
+    assert alone.method == "pitch and formants" and female_timbre.method.startswith("timbre classifier")
+    assert male_timbre.female_probability < alone.female_probability < female_timbre.female_probability
+    assert female_timbre.cues["timbre"] == pytest.approx(6.0, abs=1e-5)
+
+
+def test_the_shipped_classifier_reads_the_shipped_timbre_encoder() -> None:
+    """hub/voicerec-voice-type was fitted on hub/voicerec-sscl-timbre's weights: after new encoder weights, refit
+    it with `python -m training.fit_voice_type --data ../shared/data`."""
+    classifier = VoiceTypeClassifier.from_pretrained(HUB_DIR / "voicerec-voice-type")
+    assert classifier.coef.shape == classifier.mean.shape == (classifier.config["embedding_size"],)
+    assert classifier.encoder_fingerprint == weights_fingerprint(HUB_DIR / "voicerec-sscl-timbre")
+    assert (HUB_DIR / "voicerec-voice-type" / "README.md").read_text().count("CC BY-NC-SA 4.0") >= 1
+
+
+def test_other_encoders_fall_back_to_pitch_and_formants(tiny_encoders, singing) -> None:
+    """Tiny encoders (another size) cannot use the shipped classifier: the profile says so, and still has a type."""
+    from voicerec.embeddings import Embedder
+    from voicerec.recommender import load_voice_classifier
+
+    embedder = Embedder.from_pretrained(**tiny_encoders)
+    classifier, why = load_voice_classifier(None, embedder)
+    assert classifier is None and "reads 256-d timbre" in why
+    missing, why_missing = load_voice_classifier(HUB_DIR / "no-such-folder", embedder)
+    assert missing is None and "no voice-type classifier" in why_missing
+    from voicerec.recommender import Recommender
+
+    profile = Recommender(embedder, _tiny_catalog(tiny_encoders), classifier, why).analyse((16000, singing))
+    assert profile.voice is not None and profile.voice.method == "pitch and formants"
+    assert profile.range.voice_type == profile.voice.label
+    assert profile.to_dict()["voice"]["text"] == profile.voice.text
+    assert any("pitch and formants only" in w for w in profile.warnings)
+
+
+def _tiny_catalog(tiny_encoders):
+    """A stand-in for a catalog: `Recommender.analyse` only checks the embedding sizes and loads the table."""
+    from voicerec.embeddings import Embedder
+
+    sizes = Embedder.from_pretrained(**tiny_encoders).dimensions
+
+    class Stub:
+        source, models = "stub", {}
+
+        def matrix(self, name):
+            return np.zeros((1, sizes[name] if name != "fused" else sum(sizes.values())), dtype=np.float32)
+
+        def table(self):
+            return None
+
+    return Stub()

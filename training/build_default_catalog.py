@@ -2,38 +2,49 @@
 
     OMP_NUM_THREADS=1 python -m training.build_default_catalog --data ../shared/data --output hub/voicerec-catalog
 
-One entry per singer and song, from the singing takes of three corpora in `--data` (nothing is copied: songs.csv
-goes to a temporary folder and `voicerec catalog build` reads the audio in place; only embeddings and metadata
-reach the output, never audio):
+One entry per singer and song, from the singing takes of four corpora in `--data` (songs.csv and EDCAV's joined
+clips go to a temporary folder, the other audio is read in place; only embeddings and metadata reach the output,
+never audio):
 
+- edcav-dev: 28 artists, each singing one of their own songs (isolated lead vocals): the entries sung by the song's
+  own artist. Its clips (2-6 s each) are joined into recordings of up to a minute (`join_clips`), pooled as takes.
 - gtsinger-dev: ten singers of the GTSinger corpus, every song they sing; the takes of a song (plain and with a
-  technique) are one entry.
+  technique) are one entry. Their voice type is the corpus's label for the singer's part.
 - mir1k-dev: twelve amateur singers of MIR-1K, every song; the clips of a song are one entry.
-- pjs: one singer and 98 short songs, so a fixed selection (every `--pjs-every`-th song number: pjs005, pjs010,
-  ...) keeps that one voice to about a fifth of the entries.
+- pjs: one man and 98 short songs written for the corpus, so a fixed selection (every `--pjs-every`-th song
+  number: pjs005, pjs010, ...) keeps that one voice to about a sixth of the entries.
 
-Where a song is one we know, `title` is its usual title and `artist` its original performer (for classical pieces,
-the composer); `KNOWN` lists them, the rest keep the corpus's title (MIR-1K's is the first lyric line) and no
-artist. Range, tessitura and key come from the recordings' pitch track. Analyses are cached by the build (file
-content + encoder weights), so a rebuild after new encoders only analyses again, and a repeat is fast.
+Titles are the songs' own, spelled as people write them; where the source names none (MIR-1K's songs, PJS's), the
+title is "untitled" and MIR-1K's first lyric line goes to `lyrics`. `artist` is the original performer (for
+classical pieces, the composer) where known (`KNOWN`, EDCAV's artists), never guessed. A singer's voice type is
+decided once over all of their entries (the catalog build's `singer_voice_types`); range, tessitura and key come
+from each song's own pitch track. Analyses are cached by the build (file content + encoder weights), so a rebuild
+after new encoders only analyses again, and a repeat is fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import re
 import tempfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
 from voicerec.defaults import HUB_DIR
 from voicerec.embeddings import EMBEDDING_NAMES
-from voicerec.search.catalog import build_catalog
+from voicerec.search.catalog import UNTITLED, build_catalog
 
 BUILD_COMMAND = (
     "OMP_NUM_THREADS=1 python -m training.build_default_catalog --data ../shared/data --output hub/voicerec-catalog"
 )
+JOIN_SECONDS = 55.0
+"""EDCAV clips are joined into recordings of about this length at most (an analysis reads the first 60 s)."""
+GAP_SECONDS = 0.2
 # song id (the corpus's) -> (usual title, original performer); only songs we are sure of
 KNOWN = {
     "en-tenor-1-song2": ("Long Live", "Taylor Swift"),
@@ -54,7 +65,17 @@ KNOWN = {
     "mir1k_davidson_4": ("朋友", "周華健"),
     "mir1k_stool_1": ("男人哭吧不是罪", "劉德華"),
 }
+EDCAV_TITLES = {  # EDCAV spells titles without spaces; these need more than a CamelCase split (checked by eye)
+    "APlaceForUs": "A Place For Us",
+    "ChildrenOfNoone": "Children Of No-one",
+    "EverybodysFallingApart": "Everybody's Falling Apart",
+    "ForIAmTheMoon": "For I Am The Moon",
+    "MikesSulking": "Mike's Sulking",
+}
+EDCAV_LANGUAGES = {"Kaathaadi": "ta"}  # a Tamil song (its manifest says en, as for the rest of EDCAV)
 SOURCES = {
+    "edcav-dev": ("EDCAV2018 isolated vocals of DSD100 songs (Liutkus et al., SiSEC 2016; Mixing Secrets library)",
+                  "research use only, non-commercial"),
     "gtsinger-dev": ("GTSinger (Zhang et al., NeurIPS 2024), public demo recordings", "cc-by-nc-sa-4.0"),
     "mir1k-dev": ("MIR-1K (Hsu & Jang, IEEE TASLP 2010), MIR Lab, National Tsing Hua University", "research use only"),
     "pjs": ("PJS v1.1 (Koguchi, Takamichi et al., 2020)", "cc-by-sa-4.0"),
@@ -63,8 +84,11 @@ LICENSE_TEXT = """\
 # Terms of the voicerec catalog of real voices
 
 This dataset holds no audio: metadata, pitch-tracked ranges and keys, and embeddings computed from recordings of
-three research corpora. Each entry's `source` and `license` columns name its corpus and terms:
+four research corpora. Each entry's `source` and `license` columns name its corpus and terms:
 
+- EDCAV2018 (the isolated lead vocals of the DSD100 songs: Liutkus et al., SiSEC 2016; the songs from the "Mixing
+  Secrets" free multitrack library of Cambridge Music Technology, their artists' own recordings): for
+  non-commercial research use only.
 - GTSinger (Zhang et al., NeurIPS 2024; https://github.com/AaronZ345/GTSinger): CC BY-NC-SA 4.0, non-commercial,
   with attribution to the GTSinger authors, share-alike.
 - MIR-1K (Hsu & Jang, IEEE TASLP 18(2), 2010; MIR Lab, National Tsing Hua University): distributed by its
@@ -74,18 +98,24 @@ three research corpora. Each entry's `source` and `license` columns name its cor
 The dataset as a whole is for non-commercial research use only: the most restrictive of these terms apply.
 """
 DESCRIPTION = """\
-**Real people singing real songs, as a demo.** Each entry is one singer's recording of one song, taken from three
+**Real people singing real songs, as a demo.** Each entry is one singer's recording of one song, taken from four
 research corpora of singing. It shows what voicerec does with real voices; it is not a music service's catalog:
 a few hundred voices would be needed for that, and no entry links to the song itself.
 
-- **GTSinger**, $gtsinger entries: the public demo recordings of ten singers of the GTSinger corpus (Zhang et al.,
-  "GTSinger: A Global Multi-Technique Singing Corpus with Realistic Music Scores for All Singing Tasks", NeurIPS 2024;
-  https://github.com/AaronZ345/GTSinger). License: CC BY-NC-SA 4.0, non-commercial, with attribution to the
-  GTSinger authors (Zhejiang University), share-alike.
-- **MIR-1K**, $mir1k entries: twelve amateur singers of Mandarin pop songs (Hsu & Jang, "On the improvement of
-  singing voice separation for monaural recordings using the MIR-1K dataset", IEEE TASLP 18(2), 2010; MIR Lab,
+- **EDCAV2018**, $edcav entries, **each sung by the song's own artist**: $edcav of the set's 28 bands and solo
+  artists (the others' vocals fail the singing checks) singing one of their own songs, the isolated lead vocals
+  of the DSD100 songs (Liutkus et al., "The 2016 Signal Separation
+  Evaluation Campaign", LVA/ICA 2017; the songs come from the "Mixing Secrets" free multitrack library of Cambridge
+  Music Technology), as cut into clips by the EDCAV2018 singer-classification set. Terms: non-commercial research
+  use only. English rock, pop, folk and metal (one Tamil song).
+- **GTSinger**, $gtsinger entries, covers: the public demo recordings of ten singers of the GTSinger corpus (Zhang
+  et al., "GTSinger: A Global Multi-Technique Singing Corpus with Realistic Music Scores for All Singing Tasks",
+  NeurIPS 2024; https://github.com/AaronZ345/GTSinger). License: CC BY-NC-SA 4.0, non-commercial, with attribution
+  to the GTSinger authors (Zhejiang University), share-alike.
+- **MIR-1K**, $mir1k entries, covers: twelve amateur singers of Mandarin pop songs (Hsu & Jang, "On the improvement
+  of singing voice separation for monaural recordings using the MIR-1K dataset", IEEE TASLP 18(2), 2010; MIR Lab,
   National Tsing Hua University). Terms: distributed by its authors for research use.
-- **PJS**, $pjs entries: one singer and short songs written for the Phoneme-balanced Japanese Singing-voice corpus
+- **PJS**, $pjs entries: one man singing short songs written for the Phoneme-balanced Japanese Singing-voice corpus
   v1.1 (Koguchi, Takamichi et al., 2020), a fixed selection (the songs whose number $pjs_every divides). License:
   CC BY-SA 4.0, with attribution, share-alike.
 
@@ -95,18 +125,30 @@ embeddings of each recording.
 
 - One entry per singer and song: where a singer recorded several takes of a song (GTSinger's plain and
   technique takes, MIR-1K's clips of one song), the entry's embeddings are averaged over the takes and
-  re-normalised, and its range, tessitura and key come from the takes' pooled pitch track.
-- `voice` names the corpus's singer ("GTSinger ES-Soprano-1", "MIR-1K Ani", "PJS").
-- `title` and `artist`: where the song is a known one, its usual title and original performer (for classical
-  pieces, the composer): $known entries. Otherwise the corpus's title (for MIR-1K, which gives no titles, the first
-  lyric line, ending in "…") and no artist. Unknown artists are left empty rather than guessed.
+  re-normalised, and its range, tessitura and key come from the takes' pooled pitch track. EDCAV's clips of a
+  song (2-6 s each) are first joined, in order, into recordings of up to a minute.
+- `voice` names who sings ("Al James", "GTSinger ES-Soprano-1", "MIR-1K Ani", "PJS"); `own_artist` is true where
+  that is the song's own artist ($own entries), false for covers.
+- `title`: the song's title as people write it (EDCAV's, which the source spells without spaces, re-spaced and
+  checked by hand: "SchoolboyFascination" -> "Schoolboy Fascination"), or "untitled" where the source names none
+  ($untitled entries: MIR-1K's songs, whose first lyric line is in `lyrics`, and PJS's). `artist`: the original
+  performer (for classical pieces, the composer) where known ($known entries); unknown artists are left empty
+  rather than guessed.
+- `voice_type` is the singer's, not one song's: GTSinger's label for the singer's part; for the others the type
+  voicerec estimates from all of that singer's entries pooled (PJS's one singer among the male types), so no singer
+  is listed with two types. Range, tessitura and key stay per song.
 - `key` is the key the recording is sung in, estimated from its pitch track (Krumhansl-Kessler profiles), not the
   original recording's key."""
 
 
 def _lyric_line(title: str) -> str:
-    """MIR-1K's 'lyrics: <first line> [MIR-1K <singer> song <n>]' -> '<first line>…'."""
-    return re.sub(r"\s*\[MIR-1K[^\]]*\]\s*$", "", title.removeprefix("lyrics:").strip()) + "…"
+    """MIR-1K's 'lyrics: <first line> [MIR-1K <singer> song <n>]' -> '<first line>'."""
+    return re.sub(r"\s*\[MIR-1K[^\]]*\]\s*$", "", title.removeprefix("lyrics:").strip())
+
+
+def edcav_title(name: str) -> str:
+    """EDCAV's title without spaces, spelled as people write it: EDCAV_TITLES, else its CamelCase split."""
+    return EDCAV_TITLES.get(name) or re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\()", " ", name)
 
 
 def _read(data: Path, corpus: str) -> list[dict]:
@@ -114,46 +156,99 @@ def _read(data: Path, corpus: str) -> list[dict]:
         return [row for row in csv.DictReader(f) if row["kind"] == "singing"]
 
 
-def catalog_rows(data: Path, pjs_every: int = 5) -> list[dict]:
-    """songs.csv rows (file relative to `data`) for every singing take; takes of one entry share `song_id`."""
+def join_clips(data: Path, clips: list[dict], folder: Path, song: str) -> list[str]:
+    """Join one song's clips (in take order, GAP_SECONDS of silence between) into recordings of at most about
+    JOIN_SECONDS, of roughly equal length, written as 16-bit WAV under `folder`; their names, relative to it.
+
+    EDCAV's clips are 2-6 s, and many hold under the 3 s of singing voicerec needs: joined, every clip counts, and
+    the recordings stay under the 60 s an analysis reads. The same clips give the same bytes, so the build's
+    analysis cache (keyed by file content) recognises them from one build to the next."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = sorted(clips, key=lambda clip: int(clip["take"]))
+    audio = [sf.read(data / "edcav-dev" / clip["path"], dtype="int16") for clip in clips]
+    rate = audio[0][1]
+    total = sum(len(samples) for samples, _ in audio) / rate
+    target = total / max(1, math.ceil(total / JOIN_SECONDS))
+    groups: list[list[int]] = [[]]
+    length = 0.0
+    for i, (samples, _) in enumerate(audio):
+        if groups[-1] and length + len(samples) / rate > target * 1.1:
+            groups.append([])
+            length = 0.0
+        groups[-1].append(i)
+        length += len(samples) / rate + GAP_SECONDS
+    gap = np.zeros(int(GAP_SECONDS * rate), dtype=np.int16)
+    names = []
+    for group in groups:
+        name = f"{song}_clips{int(clips[group[0]]['take']):02d}-{int(clips[group[-1]]['take']):02d}.wav"
+        joined = np.concatenate([part for i in group for part in (audio[i][0], gap)][:-1])
+        sf.write(folder / name, joined, rate, subtype="PCM_16")
+        names.append(name)
+    return names
+
+
+def catalog_rows(data: Path, audio_root: Path, pjs_every: int = 5) -> list[dict]:
+    """songs.csv rows (file relative to `audio_root`, which links to the corpora of `data` and holds EDCAV's joined
+    clips) for every singing take; takes of one entry share `song_id`."""
+    for corpus in SOURCES:
+        if corpus != "edcav-dev":
+            (audio_root / corpus).symlink_to((data / corpus).resolve(), target_is_directory=True)
     rows = []
     for corpus, (source, license_) in SOURCES.items():
-        for take in _read(data, corpus):
+        takes = _read(data, corpus)
+        if corpus == "edcav-dev":  # one song per artist, cut in clips: join them (see join_clips)
+            songs: dict[str, list[dict]] = {}
+            for take in takes:
+                songs.setdefault(take["song"], []).append(take)
+            takes = [clips[0] | {"path": name} for clips in songs.values()
+                     for name in join_clips(data, clips, audio_root / corpus, clips[0]["singer"])]  # fmt: skip
+        for take in takes:
             song = take["song"]
-            if corpus == "gtsinger-dev":
-                song_id, voice, title = song, f"GTSinger {take['singer']}", take["title"]
-                title = title[:1].upper() + title[1:]
-            elif corpus == "mir1k-dev":  # one song id may be sung by several singers
+            row = {"song_id": song, "title": UNTITLED, "artist": "", "own_artist": "", "lyrics": "",
+                   "language": take["language"].lower(), "voice_type": "", "gender": take["gender"]}  # fmt: skip
+            if corpus == "gtsinger-dev":  # a corpus label for the singer's part: Tenor -> tenor
+                row |= {"voice": f"GTSinger {take['singer']}", "voice_type": take["voice_part"].lower(),
+                        "title": take["title"][:1].upper() + take["title"][1:]}  # fmt: skip
+            elif corpus == "mir1k-dev":  # one song id may be sung by several singers; MIR-1K gives no titles
                 singer = take["singer"].removeprefix("mir1k_")
-                song_id, voice, title = f"{take['singer']}:{song}", f"MIR-1K {singer}", _lyric_line(take["title"])
-            else:
+                row |= {"song_id": f"{take['singer']}:{song}", "voice": f"MIR-1K {singer}",
+                        "lyrics": _lyric_line(take["title"])}  # fmt: skip
+            elif corpus == "pjs":  # songs written for the corpus, untitled; one man sings them all
                 if int(song.removeprefix("pjs")) % pjs_every:
                     continue
-                song_id, voice, title = song, "PJS", f"{song} (PJS original short song)"
-            title, artist = KNOWN.get(song, (title, ""))
-            rows.append({"file": f"{corpus}/{take['path']}", "song_id": song_id, "title": title, "artist": artist,
-                         "language": take["language"].lower(), "source": source, "license": license_,
-                         "voice": voice})  # fmt: skip
+                row |= {"voice": "PJS", "gender": "male"}
+            else:
+                language = EDCAV_LANGUAGES.get(take["title"], row["language"])
+                row |= {"voice": take["artist"], "title": edcav_title(take["title"]), "artist": take["artist"],
+                        "own_artist": "true", "language": language}  # fmt: skip
+            if song in KNOWN:
+                row["title"], row["artist"] = KNOWN[song]
+            rows.append({"file": f"{corpus}/{take['path']}", **row, "source": source, "license": license_})
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="gtsinger-dev, mir1k-dev, pjs")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"),
+                        help="edcav-dev, gtsinger-dev, mir1k-dev, pjs")  # fmt: skip
     parser.add_argument("--output", type=Path, default=HUB_DIR / "voicerec-catalog")
     parser.add_argument("--num-proc", type=int, default=2)
     parser.add_argument("--pjs-every", type=int, default=5, help="take pjs songs whose number this divides")
     parser.add_argument("--cache-dir", help="analysis cache (default: the build's, ~/.cache/voicerec)")
     args = parser.parse_args()
-    rows = catalog_rows(args.data, args.pjs_every)
-    entries = {row["song_id"]: row for row in rows}.values()
-    per_corpus = Counter(row["file"].split("/", 1)[0] for row in entries)
-    description = DESCRIPTION
-    for name, count in (("$gtsinger", per_corpus["gtsinger-dev"]), ("$mir1k", per_corpus["mir1k-dev"]),
-                        ("$pjs_every", args.pjs_every), ("$pjs", per_corpus["pjs"]),
-                        ("$known", sum(1 for row in entries if row["artist"]))):  # fmt: skip
-        description = description.replace(name, str(count))
     with tempfile.TemporaryDirectory() as tmp:
+        audio_root = Path(tmp) / "audio"
+        audio_root.mkdir()
+        rows = catalog_rows(args.data, audio_root, args.pjs_every)
+        entries = {row["song_id"]: row for row in rows}.values()
+        per_corpus = Counter(row["file"].split("/", 1)[0] for row in entries)
+        description = DESCRIPTION
+        for name, count in (("$edcav", per_corpus["edcav-dev"]), ("$gtsinger", per_corpus["gtsinger-dev"]),
+                            ("$mir1k", per_corpus["mir1k-dev"]), ("$pjs_every", args.pjs_every),
+                            ("$pjs", per_corpus["pjs"]), ("$own", sum(row["own_artist"] == "true" for row in entries)),
+                            ("$untitled", sum(row["title"] == UNTITLED for row in entries)),
+                            ("$known", sum(1 for row in entries if row["artist"]))):  # fmt: skip
+            description = description.replace(name, str(count))
         metadata = Path(tmp) / "songs.csv"
         with metadata.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -163,7 +258,7 @@ def main() -> None:
         # request's weights (ranking.py scales the query by w_request / sqrt(w_catalog)); a zero weight here would
         # leave that embedding out of the candidate search whatever a request asked.
         report = build_catalog(
-            args.data, args.output, metadata, num_proc=args.num_proc, cache=args.cache_dir,
+            audio_root, args.output, metadata, num_proc=args.num_proc, cache=args.cache_dir,
             weights=dict.fromkeys(EMBEDDING_NAMES, 1.0),
             card={"pretty_name": "voicerec catalog of real voices (demo, non-commercial research use)",
                   "license": "other", "license_name": "voicerec-catalog-research-noncommercial",

@@ -22,9 +22,12 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import itertools
 import json
 import pickle
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,17 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from training.finetune_ge2e import clip_states, inference_states, load_config, train
+from training.data import join_songs, load_joined
+from training.finetune_ge2e import (
+    LowerLayers,
+    clip_states,
+    inference_states,
+    load_config,
+    map_states,
+    split_lstm,
+    top_states,
+    train,
+)
 from training.tune_weights import Fold, fisher_weights, leave_one_singer_out
 from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
 from voicerec.audio.input import AudioInputError
@@ -42,30 +55,73 @@ from voicerec.embeddings import EMBEDDING_NAMES, _load
 from voicerec.tools.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics
 
 DATASETS = ("gtsinger-dev", "mir1k-dev")
-FOLD_A = {"DE-Tenor-1", "EN-Alto-1", "ES-Soprano-1", "IT-Bass-2", "KO-Soprano-1"}
+"""The query corpora: their singers sing several songs."""
+DISTRACTORS = "edcav-dev"
+"""Professional artists with one song each: training data and candidates, never song-disjoint queries."""
+FOLDS = 5
+"""Leave-singers-out folds per corpus (2 singers of gtsinger-dev, 2-3 of mir1k-dev, 5-6 edcav-dev artists each)."""
+JOIN_SECONDS = 10.0
+"""edcav-dev's clips (some refused by the app as under 3 s of singing) are joined per song, in order, into
+recordings of at least this long, the app's typical recording (`training.data.join_songs`)."""
 CUT = 10 * 16000
 """Queries cut to their first 10 s (the app's typical recording)."""
 
 
 def dev_clips(data: Path) -> pd.DataFrame:
-    """Singing clips of both dev sets with their fold (0 or 1)."""
+    """Singing clips of the dev corpora with their leave-singers-out fold (0..FOLDS-1, by singer, in name order)
+    and their half (0 or 1, likewise): edcav-dev's halves are the distractors of the leave-one-corpus-out folds."""
     frames = []
-    for name in DATASETS:
+    for name in (*DATASETS, DISTRACTORS):
         m = pd.read_csv(data / name / "manifest.csv")
         m = m[m["kind"] == "singing"].copy()
-        m["dataset"], m["path"] = name, [str(data / name / p) for p in m["path"]]
-        singers = sorted(m["singer"].unique())
-        fold = {s: int(s not in FOLD_A) if name == "gtsinger-dev" else i % 2 for i, s in enumerate(singers)}
-        m["fold"] = m["singer"].map(fold)
-        frames.append(m)
+        m["path"] = [str(data / name / p) for p in m["path"]]
+        if name == DISTRACTORS:
+            m = join_songs(m, JOIN_SECONDS)
+        m["dataset"] = name
+        index = {s: i for i, s in enumerate(sorted(m["singer"].unique()))}
+        m["fold"], m["half"] = m["singer"].map(index) % FOLDS, m["singer"].map(index) % 2
+        frames.append(m[["path", "singer", "song", "dataset", "fold", "half"]])
     return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class Split:
+    """One cross-validation split: the dev clips the encoders train on (with PJS), and per query corpus the rows of
+    its retrieval pool (its unseen singers and unseen edcav-dev distractors), all embedded by those encoders."""
+
+    name: str
+    train: np.ndarray  # bool over the dev clips
+    pools: dict[str, np.ndarray]  # query corpus -> rows
+
+
+def splits(clips: pd.DataFrame, protocol: str) -> list[Split]:
+    """`lso`: leave-singers-out, FOLDS folds, each holding out a fifth of every corpus's singers (edcav-dev's among
+    them) at once. `loco`: leave-one-corpus-out, one fold per query corpus: train on the other query corpus and one
+    half of edcav-dev, retrieve among all the held-out corpus's singers and the other half (another session and
+    recording chain, as the held-out sets are)."""
+    corpus, fold, half = clips["dataset"].to_numpy(), clips["fold"].to_numpy(), clips["half"].to_numpy()
+    edcav = corpus == DISTRACTORS
+    if protocol == "lso":
+        return [Split(f"lso/{f}", fold != f, {c: np.flatnonzero((corpus == c) & (fold == f) | edcav & (fold == f))
+                                              for c in DATASETS}) for f in range(FOLDS)]  # fmt: skip
+    if protocol == "loco":
+        out = []
+        for h, c in enumerate(DATASETS):
+            other = [d for d in DATASETS if d != c]
+            out.append(Split(f"loco/{c}", np.isin(corpus, other) | edcav & (half != h),
+                             {c: np.flatnonzero((corpus == c) | edcav & (half == h))}))  # fmt: skip
+        return out
+    raise ValueError(f"Unknown protocol {protocol!r}: use lso or loco.")
+
+
+PROTOCOLS = ("lso", "loco")
 
 
 def app_waves(path: str) -> tuple[np.ndarray, np.ndarray]:
     """The recording as the app sees it and its f0 every 10 ms (NaN unvoiced), which the note adjustment moves;
     empty if the app refuses it (some mir1k-dev clips hold under 3 s of singing)."""
     try:
-        audio = load_audio(path)
+        audio = load_joined(path)
     except AudioInputError:
         return np.zeros(0, np.float32), np.zeros(0)
     return audio.samples, track_pitch(audio.samples, audio.sampling_rate).f0
@@ -107,14 +163,14 @@ def summarise(ap: np.ndarray, hit: np.ndarray, singer: np.ndarray, scores, label
             "singer": singer}  # fmt: skip
 
 
-def dev_folds(clips: pd.DataFrame, cosines) -> list[Fold]:
-    """One `Fold` per dataset and fold of singers, its cosines `cosines(rows)` (a dict over EMBEDDING_NAMES)."""
+def dev_folds(clips: pd.DataFrame, protocol: str, cosines) -> list[Fold]:
+    """One `Fold` per split and query corpus of `protocol`: its pool's cosines `cosines(rows)` (a dict over
+    EMBEDDING_NAMES), named `corpus@split`."""
     folds = []
-    for name in DATASETS:
-        for fold in (0, 1):
-            rows = np.flatnonzero((clips["dataset"] == name) & (clips["fold"] == fold))
+    for split in splits(clips, protocol):
+        for name, rows in split.pools.items():
             sub = clips.iloc[rows]
-            f = Fold(f"{name}/{fold}", {n: np.eye(len(rows), 1) for n in EMBEDDING_NAMES},
+            f = Fold(f"{name}@{split.name}", {n: np.eye(len(rows), 1) for n in EMBEDDING_NAMES},
                      sub["singer"].to_numpy(), sub["song"].to_numpy())  # fmt: skip
             f.cos = cosines(rows)
             folds.append(f)
@@ -122,11 +178,11 @@ def dev_folds(clips: pd.DataFrame, cosines) -> list[Fold]:
 
 
 def pooled_scores(folds: list[Fold], sims: dict[str, np.ndarray]) -> dict:
-    """Per dataset, the queries of both folds pooled, each fold ranked by its own similarity matrix."""
+    """Per query corpus, the queries of all its folds pooled, each fold ranked by its own similarity matrix."""
     out = {}
     for name in DATASETS:
         ap, hit, singer, scores, labels = [], [], [], [], []
-        for f in (f for f in folds if f.name.startswith(name)):
+        for f in (f for f in folds if f.name.startswith(f"{name}@")):
             s = sims[f.name]
             for r in np.flatnonzero(f.is_query):
                 m = ranking_metrics(s[r : r + 1], f.candidates[r : r + 1], f.positives[r : r + 1])
@@ -137,47 +193,58 @@ def pooled_scores(folds: list[Fold], sims: dict[str, np.ndarray]) -> dict:
     return out
 
 
-def score(clips: pd.DataFrame, full: np.ndarray, queries: np.ndarray) -> dict:
-    """Within-fold retrieval of one embedding per dataset, queries pooled over the folds."""
-    folds = dev_folds(clips, lambda rows: dict.fromkeys(EMBEDDING_NAMES, queries[rows] @ full[rows].T))
+def score(clips: pd.DataFrame, protocol: str, full: np.ndarray, queries: np.ndarray) -> dict:
+    """Retrieval within each pool of one embedding, queries pooled over the folds per corpus."""
+    folds = dev_folds(clips, protocol, lambda rows: dict.fromkeys(EMBEDDING_NAMES, queries[rows] @ full[rows].T))
     return pooled_scores(folds, {f.name: f.cos[EMBEDDING_NAMES[0]] for f in folds})
 
 
-def fused_score(clips: pd.DataFrame, parts: dict[str, tuple[np.ndarray, np.ndarray] | None]) -> tuple[dict, dict]:
+def fused_score(
+    clips: pd.DataFrame, protocol: str, parts: dict[str, tuple[np.ndarray, np.ndarray] | None]
+) -> tuple[dict, dict]:
     """Fisher fusion of the five slots (each (full, queries) columns, or None to leave it out), weights fitted
-    leave-one-singer-out over both datasets; returns the per-dataset scores and the weights fitted on all."""
+    leave-one-singer-out over every pool of the protocol; returns the per-corpus scores and the weights fitted on
+    all."""
 
     def cosines(rows: np.ndarray) -> dict[str, np.ndarray]:
         return {n: parts[n][1][rows] @ parts[n][0][rows].T if parts.get(n) else np.zeros((len(rows),) * 2)
                 for n in EMBEDDING_NAMES}  # fmt: skip
 
-    folds = dev_folds(clips, cosines)
+    folds = dev_folds(clips, protocol, cosines)
     held_out, _ = leave_one_singer_out(fisher_weights, folds)
     return pooled_scores(folds, held_out), fisher_weights([f.all_queries() for f in folds])
 
 
-def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> dict:
-    """Window states of every dev clip and PJS song (`ClipStates`, note-adjusted copy included), and of the dev
-    clips' views the tables read: "note" (the note-adjusted copy), "plain@10" and "note@10" (cut to 10 s)."""
-    cache = args.out / "states.pkl"
-    if cache.exists():
-        states = pickle.loads(cache.read_bytes())
+def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> tuple[dict, dict]:
+    """(lower, top): the window states of every dev clip and PJS song (`ClipStates`, note-adjusted copy included)
+    and of the dev clips' views cut to 10 s ("plain@10", "note@10"; None where the clip is no longer), as the
+    frozen lower LSTM layers' outputs (`LowerLayers`, for training the top layer) and as GE2E's last hidden state
+    (the top layer over them, for training the projection). The LSTM pass runs once, into `--out`."""
+    lower_cache, top_cache = args.out / "lower.pkl", args.out / "states.pkl"
+    if lower_cache.exists():
+        lower = pickle.loads(lower_cache.read_bytes())
     else:
-        dev = [clip_states(trunk, extractor, w, s, view_cfg, f0)  # the pitch the app path already tracked
-               for (w, f0), s in tqdm(list(zip(waves, clips["singer"], strict=True)), desc="states")]  # fmt: skip
-        states = {"dev": dev, "note": [c.note for c in dev]}
-        for key, source, note in (("plain@10", [c.plain for c in dev], False), ("note@10", states["note"], True)):
-            states[key] = [inference_states(trunk, extractor, w[:CUT], f0 if note else None) if len(w) > CUT else full
-                           for (w, f0), full in zip(waves, source, strict=True)]  # fmt: skip
-    for c, note in zip(states["dev"], states["note"], strict=True):  # caches made before ClipStates.note
-        c.note = note
-    if "pjs" not in states or any(c.note is None for c in states["pjs"]):
-        pjs = args.data / "pjs"
-        m = pd.read_csv(pjs / "manifest.csv")
-        states["pjs"] = [clip_states(trunk, extractor, load_audio(pjs / p).samples, "PJS", view_cfg)
-                         for p in tqdm(m.loc[m["kind"] == "singing", "path"], desc="pjs states")]  # fmt: skip
-        cache.write_bytes(pickle.dumps(states))
-    return states
+        encode = LowerLayers(trunk)
+        lower = {"dev": [clip_states(trunk, extractor, w, s, view_cfg, f0, encode)  # the pitch already tracked
+                         for (w, f0), s in tqdm(list(zip(waves, clips["singer"], strict=True)), desc="states")]}
+        queries = clips["dataset"].isin(DATASETS).to_numpy()  # edcav-dev's recordings are never queries
+        for key, note in (("plain@10", False), ("note@10", True)):
+            lower[key] = [inference_states(trunk, extractor, w[:CUT], f0 if note else None, encode)
+                          if len(w) > CUT and query else None
+                          for (w, f0), query in tqdm(list(zip(waves, queries, strict=True)), desc=key)]  # fmt: skip
+        m = pd.read_csv(args.data / "pjs" / "manifest.csv")
+        lower["pjs"] = [clip_states(trunk, extractor, load_audio(args.data / "pjs" / p).samples, "PJS", view_cfg,
+                                    encode=encode)
+                        for p in tqdm(m.loc[m["kind"] == "singing", "path"], desc="pjs states")]  # fmt: skip
+        lower_cache.write_bytes(pickle.dumps(lower, protocol=5))
+    if top_cache.exists():
+        return lower, pickle.loads(top_cache.read_bytes())
+    state = partial(top_states, split_lstm(trunk.lstm)[1])
+    top = {key: [map_states(c, state) for c in tqdm(lower[key], desc=f"top layer, {key}")] for key in ("dev", "pjs")}
+    for key in ("plain@10", "note@10"):
+        top[key] = [None if x is None else state(x) for x in lower[key]]
+    top_cache.write_bytes(pickle.dumps(top))
+    return lower, top
 
 
 def recipe(spec: str) -> tuple[str, dict]:
@@ -201,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mood", default="hub/voicerec-tjae")
     parser.add_argument("--recipes", nargs="+", default=["training/configs/ge2e_timbre.yaml"],
                         help="CONFIG[:section.key=value,...]; each is run for both variants")  # fmt: skip
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    parser.add_argument("--variants", nargs="+", default=["timbre", "expression"], choices=["timbre", "expression"])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -214,20 +283,38 @@ def main(argv: list[str] | None = None) -> None:
     extractor = GE2EFeatureExtractor.from_pretrained(args.ge2e)
     trunk = GE2EModel.from_pretrained(args.ge2e).eval()
     trunk.config.windows_per_second = first.get("windows_per_second", trunk.config.windows_per_second)
-    states = compute_states(args, clips, waves, trunk, extractor, first["views"])
-    plain = [c.plain for c in states["dev"]]
-    views = {"": plain, "_note": states["note"], "@10": states["plain@10"], "_note@10": states["note@10"]}
+    lower, states = compute_states(args, clips, waves, trunk, extractor, first["views"])
 
-    def columns_of(model: GE2EModel, prefix: str, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        return {f"{prefix}{k}": embed_states(model, [v[i] for i in rows] if rows is not None else v)
-                for k, v in views.items()}  # fmt: skip
+    def views_of(level: dict) -> dict[str, list[np.ndarray]]:
+        plain, note = [c.plain for c in level["dev"]], [c.note for c in level["dev"]]
+        cut = {k: [full if x is None else x for x, full in zip(level[f"{name}@10"], v, strict=True)]
+               for k, name, v in (("@10", "plain", plain), ("_note@10", "note", note))}  # fmt: skip
+        return {"": plain, "_note": note} | cut
+
+    top_views, lower_views = views_of(states), views_of(lower)
+
+    def columns_of(model: GE2EModel, prefix: str, rows: np.ndarray, top_layer: bool) -> dict[str, np.ndarray]:
+        """The model's clip embeddings of `rows` in every view; a model whose top layer was trained reads the
+        lower layers' cached outputs through it (a cut view no shorter than the clip reuses the full one)."""
+        if not top_layer:
+            return {f"{prefix}{k}": embed_states(model, [v[i] for i in rows]) for k, v in top_views.items()}
+        top, done, out = split_lstm(model.lstm)[1], {}, {}
+        for k, v in lower_views.items():
+            picked = []
+            for i in rows:
+                key = id(v[i])  # the full view's array, when the cut view is the same clip
+                done[key] = done[key] if key in done else top_states(top, v[i])
+                picked.append(done[key])
+            out[f"{prefix}{k}"] = embed_states(model, picked)
+        return out
 
     base = args.out / "baselines.npz"
     if base.exists():
         columns = dict(np.load(base))
     else:
-        columns = columns_of(trunk, "ge2e")
-        columns.update({f"ge2e/2{k}": embed_states(trunk, v, every=2) for k, v in views.items()})
+        every = np.arange(len(clips))
+        columns = columns_of(trunk, "ge2e", every, top_layer=False)
+        columns.update({f"ge2e/2{k}": embed_states(trunk, v, every=2) for k, v in top_views.items()})
         mood, mood_extractor = _load(args.mood)
         mfcc = MFCCEmbedder()
         mfcc.fit([w[0] for w in waves])
@@ -240,28 +327,44 @@ def main(argv: list[str] | None = None) -> None:
         np.savez(base, **columns)
     logs = {}
     for tag, config_of in recipes.items():
-        for variant in ("timbre", "expression"):
-            for fold in (0, 1):
-                config = copy.deepcopy(config_of)
-                config.update(variant=variant, init=args.ge2e)
-                train_clips = [c for c, f in zip(states["dev"], clips["fold"], strict=True) if f != fold]
-                model, log = train(config, train_clips + states["pjs"])
-                logs[f"{tag}/{variant}/{fold}"] = log[-1] | ({"last": log[-2]} if len(log) > 1 else {})
-                rows = np.flatnonzero(clips["fold"] == fold)
-                for key, x in columns_of(model, f"{tag}:{variant}", rows).items():
-                    columns.setdefault(key, np.zeros((len(clips), x.shape[1]), np.float32))[rows] = x
-    np.savez(args.out / "embeddings.npz", **columns)
-    (args.out / "train_logs.json").write_text(json.dumps(logs, indent=1))
-    report(clips, columns, list(recipes), args.out)
+        mode = config_of["train"].get("top_layer") or "none"
+        for protocol in args.protocols:
+            for split in splits(clips, protocol):
+                train_rows = np.flatnonzero(split.train)
+                inputs = [lower["dev"][i] for i in train_rows] + lower["pjs"]
+                rows = np.unique(np.concatenate(list(split.pools.values())))
+                trained: dict[str, GE2EModel] = {}
+                for variant in args.variants:
+                    config = copy.deepcopy(config_of)
+                    config.update(variant=variant, init=args.ge2e)
+                    if mode == "shared" and variant != "timbre":  # the projection on the timbre encoder's trunk
+                        top = partial(top_states, split_lstm(trained["timbre"].lstm)[1])
+                        model, log = train(config, [map_states(c, top) for c in inputs], trunk=trained["timbre"])
+                    else:
+                        frozen = [states["dev"][i] for i in train_rows] + states["pjs"]
+                        model, log = train(config, frozen, inputs if mode != "none" else None)
+                    trained[variant] = model
+                    logs[f"{tag}/{variant}/{split.name}"] = log[-1] | ({"last": log[-2]} if len(log) > 1 else {})
+                    for key, x in columns_of(model, f"{protocol}|{tag}:{variant}", rows, mode != "none").items():
+                        columns.setdefault(key, np.zeros((len(clips), x.shape[1]), np.float32))[rows] = x
+        np.savez(args.out / "embeddings.npz", **columns)
+        (args.out / "train_logs.json").write_text(json.dumps(logs, indent=1))
+    report(clips, columns, list(recipes), args.protocols, args.out)
 
 
-def _row(label: str, result: dict) -> dict:
+def _row(label: str, result: dict, against: dict[str, dict]) -> dict:
+    """One table row: per corpus top-1 and mAP [95 % interval over singers], EER, and the paired mAP difference
+    [interval] to each reference in `against` (same queries)."""
     row = {"embedding": label}
     for name, m in result.items():
         short = name.split("-")[0]
         row[f"{short} top-1"] = f"{m['top1']:.3f} [{m['top1_ci'][0]:.2f}, {m['top1_ci'][1]:.2f}]"
         row[f"{short} mAP"] = f"{m['map']:.3f} [{m['map_ci'][0]:.2f}, {m['map_ci'][1]:.2f}]"
         row[f"{short} EER"] = f"{m['eer']:.3f}"
+        for ref, other in against.items():
+            diff = m["ap"] - other[name]["ap"]
+            low, high = singer_interval(diff, m["singer"])
+            row[f"{short} mAP - {ref}"] = f"{diff.mean():+.3f} [{low:+.2f}, {high:+.2f}]"
     return row
 
 
@@ -272,25 +375,39 @@ def query_column(name: str, cut: bool) -> str:
     return name.replace("_note", "_note@10") if "_note" in name else name + "@10"
 
 
-def report(clips: pd.DataFrame, columns: dict[str, np.ndarray], recipes: list[str], out: Path) -> None:
-    """Markdown tables (single embeddings, fusions) for both conditions, and the fitted weights, into `out`."""
+def fusions_of(pair: dict, tag: str) -> dict[str, dict]:
+    """The fusions reported for a recipe: all five slots, each slot left out, and the smaller sets the note
+    copy's and `expression`'s roles are decided on (only those whose embeddings the run computed)."""
+    slots = {n: pair.get(f"{tag}:{n}") for n in ("timbre", "expression", "timbre_note", "expression_note")}
+    slots["mood"] = pair["mood"]
+    sets = {"five": EMBEDDING_NAMES, "timbre + timbre_note": ("timbre", "timbre_note"),
+            "timbre + expression": ("timbre", "expression"), "timbre + expression + timbre_note":
+            ("timbre", "expression", "timbre_note")}  # fmt: skip
+    sets |= {f"five without {drop}": tuple(n for n in EMBEDDING_NAMES if n != drop) for drop in EMBEDDING_NAMES}
+    return {f"{tag}: {label}": {n: slots[n] for n in names} for label, names in sets.items()
+            if all(slots[n] is not None for n in names)}  # fmt: skip
+
+
+def report(
+    clips: pd.DataFrame, columns: dict[str, np.ndarray], recipes: list[str], protocols: list[str], out: Path
+) -> None:
+    """Markdown tables (single embeddings, fusions, paired differences to GE2E and to each recipe's `timbre`) per
+    protocol and condition, and the fitted weights, into `out`."""
     lines, weights = [], {}
-    for cond, cut in (("full clips", False), ("queries cut to 10 s", True)):
-        rows = [_row(name, score(clips, columns[name], columns[query_column(name, cut)]))
-                for name in sorted(c for c in columns if "@10" not in c)]  # fmt: skip
-        pair = {name: (columns[name], columns[query_column(name, cut)]) for name in columns if "@10" not in name}
+    for protocol, (cond, cut) in itertools.product(protocols, (("full clips", False), ("queries cut to 10 s", True))):
+        names = {c.removeprefix(f"{protocol}|"): c for c in columns
+                 if "@10" not in c and ("|" not in c or c.startswith(f"{protocol}|"))}  # fmt: skip
+        pair = {label: (columns[c], columns[query_column(c, cut)]) for label, c in names.items()}
+        results = {label: score(clips, protocol, *pair[label]) for label in sorted(pair)}
         fusions = {"GE2E + GE2E on the note-adjusted copy": {"timbre": pair["ge2e"], "timbre_note": pair["ge2e_note"]}}
         for tag in recipes:
-            five = {n: pair[f"{tag}:{n}"] for n in ("timbre", "expression", "timbre_note", "expression_note")}
-            five["mood"] = pair["mood"]
-            fusions[f"{tag}: five"] = five
-            for drop in EMBEDDING_NAMES:
-                fusions[f"{tag}: five without {drop}"] = {k: v for k, v in five.items() if k != drop}
+            fusions |= fusions_of(pair, tag)
         for label, parts in fusions.items():
-            result, w = fused_score(clips, parts)
-            weights[f"{cond} / {label}"] = w
-            rows.append(_row(f"fused: {label}", result))
-        lines += [f"### {cond}", "", pd.DataFrame(rows).to_markdown(index=False), ""]
+            results[f"fused: {label}"], weights[f"{protocol} / {cond} / {label}"] = fused_score(clips, protocol, parts)
+        refs = {"GE2E": results["ge2e"]} | {f"{t}:timbre": results[f"{t}:timbre"] for t in recipes
+                                            if f"{t}:timbre" in results}  # fmt: skip
+        table = [_row(label, r, refs) for label, r in results.items()]
+        lines += [f"### {protocol}, {cond}", "", pd.DataFrame(table).to_markdown(index=False), ""]
     text = "\n".join(lines)
     (out / "report.md").write_text(text)
     (out / "weights.json").write_text(json.dumps(weights, indent=1))

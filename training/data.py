@@ -12,9 +12,12 @@ from pathlib import Path
 
 import librosa
 import numpy as np
+import pandas as pd
 import soundfile as sf
 import torch
 from tqdm.auto import tqdm
+
+from voicerec.audio.input import MODEL_RATE, VoiceAudio, load_audio
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 
@@ -111,6 +114,39 @@ def _load_hf(spec: str, sr: int, kinds, singers, exclude_singers, min_seconds: f
         if len(audio) >= min_seconds * sr:
             clips.append(Clip(audio, f"{name}[{i}]", singer, row.get("song") or "", row.get("take") or "", kind))
     return clips
+
+
+def join_songs(m: pd.DataFrame, seconds: float) -> pd.DataFrame:
+    """A manifest's clips joined per song, in take order, into recordings of at least `seconds` (a remainder under
+    half of it joins the last one): `path` becomes the clips' paths joined by ";" (`load_joined`). For corpora of
+    short clips (edcav-dev's), which the app would refuse or read as a few windows."""
+    rows = []
+    for _, song in m.sort_values(["song", "take"]).groupby("song", sort=True):
+        groups, current, length = [], [], 0.0
+        for row in song.itertuples():
+            current.append(row)
+            length += row.seconds
+            if length >= seconds:
+                groups.append(current)
+                current, length = [], 0.0
+        if current:
+            groups[-1:] = [groups[-1] + current] if groups and length < seconds / 2 else [*groups[-1:], current]
+        for group in groups:
+            first = group[0]
+            rows.append({"path": ";".join(r.path for r in group), "singer": first.singer, "song": first.song,
+                         "take": first.take, "kind": "singing", "seconds": sum(r.seconds for r in group)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def load_joined(path: str) -> VoiceAudio:
+    """The recording as the app loads it (`voicerec.load_audio`); `a;b;...` (`join_songs`) decoded, joined, then
+    loaded."""
+    if ";" not in path:
+        return load_audio(path)
+    parts = [sf.read(p, dtype="float32", always_2d=True) for p in path.split(";")]
+    if any(rate != MODEL_RATE for _, rate in parts):
+        raise ValueError(f"Joined clips must be {MODEL_RATE} Hz: {path}")
+    return load_audio((MODEL_RATE, np.concatenate([x.mean(1) for x, _ in parts])))
 
 
 class RandomCrops(torch.utils.data.Dataset):

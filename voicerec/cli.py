@@ -108,7 +108,8 @@ def _recommend(args: argparse.Namespace) -> int:
     recommender = Recommender.from_pretrained(args.timbre_model, args.expression_model, args.mood_model,
                                               args.catalog)  # fmt: skip
     try:
-        result = recommender.recommend(args.audio, args.top, args.weights, args.range_weight)
+        result = recommender.recommend(args.audio, args.top, args.weights, args.range_weight,
+                                       languages=args.language)
     except AudioInputError as exc:
         print(f"{args.audio}: {exc}", file=sys.stderr)
         return 1
@@ -212,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--catalog", help="catalog folder or Hub dataset id (default: hub/voicerec-catalog)")
     rec.add_argument("--range-weight", type=float, default=0.3, help="share of range fit in the final order (0..1)")
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rec.add_argument("--language", type=lambda v: [c for c in v.split(",") if c.strip()], default=None,
+                     metavar="CODES", help="only songs in these languages, e.g. en,ko (default: all)")
     rec.set_defaults(func=_recommend)
     ev = sub.add_parser("evaluate", help="song-disjoint singer retrieval of models and baselines on a manifest folder")
     ev.add_argument("data_dir", help="folder with manifest.csv (path, singer, song, take, kind, ...)")

@@ -16,11 +16,13 @@ ARTEFACTS: dict[str, tuple[str, str]] = {
     "expression": ("VOICEREC_EXPRESSION_MODEL", "voicerec-sscl-expression"),
     "mood": ("VOICEREC_MOOD_MODEL", "voicerec-tjae"),
     "catalog": ("VOICEREC_CATALOG", "voicerec-catalog"),
+    "voice_type": ("VOICEREC_VOICE_TYPE_MODEL", "voicerec-voice-type"),
 }
 
 
 def resolve(artefact: str, explicit: str | Path | None = None) -> str:
-    """The folder or Hub id to load `artefact` ("timbre", "expression", "mood" or "catalog") from."""
+    """The folder or Hub id to load `artefact` ("timbre", "expression", "mood", "catalog" or
+    "voice_type") from."""
     if artefact not in ARTEFACTS:
         raise ValueError(f"Unknown artefact {artefact!r}; expected one of {', '.join(ARTEFACTS)}.")
     if explicit:

@@ -8,7 +8,7 @@ result.to_frame(); result.to_dict()
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +19,32 @@ from .audio.input import VoiceAudio, load_audio
 from .audio.pitch import PitchTrack, track_pitch
 from .audio.range_test import MeasuredRange
 from .audio.vocal_range import VocalRange, estimate_range, note_name
+from .defaults import resolve
 from .embeddings import EMBEDDING_NAMES, Embedder
 from .search.catalog import Catalog
 from .search.index import VectorIndex
 from .search.ranking import DEFAULT_RANGE_WEIGHT, Recommendation, rank
+from .voice_type import VoiceType, VoiceTypeClassifier, decide_voice_type
+
+
+def load_voice_classifier(
+    source: str | Path | None, embedder: Embedder
+) -> tuple[VoiceTypeClassifier | None, str]:
+    """The voice-type classifier for `embedder`'s timbre encoder, or None and why not (then the voice type comes
+    from pitch and formants alone): missing, unreadable, or fitted on another encoder (fingerprint or size)."""
+    source = resolve("voice_type", source)
+    try:
+        classifier = VoiceTypeClassifier.from_pretrained(source)
+    except Exception as exc:  # no file, no network, a corrupt file: the app still answers, less sure
+        return None, f"no voice-type classifier at {source} ({type(exc).__name__})"
+    size = embedder.dimensions.get(classifier.embedding)
+    if size != classifier.coef.size:
+        return None, f"the voice-type classifier reads {classifier.coef.size}-d {classifier.embedding} embeddings"
+    fingerprint = embedder.fingerprints.get(classifier.embedding, "")
+    if fingerprint and classifier.encoder_fingerprint and fingerprint != classifier.encoder_fingerprint:
+        return None, (f"the voice-type classifier was fitted on other {classifier.embedding} weights; refit it with "
+                      "python -m training.fit_voice_type")  # fmt: skip
+    return classifier, ""
 
 
 @dataclass
@@ -36,10 +58,13 @@ class VoiceProfile:
     voiced_seconds: float
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    voice: VoiceType | None = None
+    """The voice type with its confidence (`range.voice_type` is its label)."""
 
     def to_dict(self) -> dict:
         return {
             "range": self.range.to_dict(),
+            "voice": self.voice.to_dict() if self.voice else None,
             "seconds": round(self.seconds, 2),
             "voiced_seconds": round(self.voiced_seconds, 2),
             "warnings": list(self.warnings),
@@ -68,23 +93,27 @@ class Recommendations:
             row = item.to_dict()
             row.update(row.pop("similarities"))
             rows.append(row)
-        columns = ["rank", "title", "artist", "voice", "match", "score", *EMBEDDING_NAMES, "range_fit", "transpose",
+        columns = ["rank", "title", "artist", "own_artist", "voice", "language", "match", "score",
+                   *EMBEDDING_NAMES, "range_fit", "transpose",
                    "key", "suggested_key", "reason", "song_id", "range_low", "range_high"]  # fmt: skip
         return pd.DataFrame(rows, columns=columns)
 
     def to_text(self) -> str:
         """A readable table for the terminal: the voice, then one line per song and the reasons below."""
         r = self.profile.range
+        voice = self.profile.voice
         head = (
-            f"Your voice: {r.voice_type}, comfortable range {note_name(r.low)}-{note_name(r.high)} "
-            f"(tessitura {note_name(r.tessitura_low)}-{note_name(r.tessitura_high)}), "
+            f"Your voice: {voice.headline if voice else r.voice_type}, comfortable range {note_name(r.low)}-"
+            f"{note_name(r.high)} (tessitura {note_name(r.tessitura_low)}-{note_name(r.tessitura_high)}), "
             f"{self.profile.voiced_seconds:.1f} s of singing; {self.timings['total']:.2f} s."
         )
+        if voice and voice.advice:
+            head += f"\n{voice.advice}"
         table = pd.DataFrame(
             {
                 "#": [i.rank for i in self.items],
                 "song": [f"{i.title} ({i.artist})" if i.artist else i.title for i in self.items],
-                "voice": [i.voice for i in self.items],
+                "sung by": ["its artist" if i.own_artist else f"cover: {i.voice}" for i in self.items],
                 "match": [f"{i.match:.2f}" for i in self.items],
                 "similarity": [f"{i.score:.2f}" for i in self.items],
                 "range fit": [f"{i.range_fit:.2f}" for i in self.items],
@@ -93,7 +122,7 @@ class Recommendations:
             }
         )
         reasons = [f"{i.rank:>2}. {i.reason}" for i in self.items]
-        left = {c: f"{{:<{max(len(c), table[c].str.len().max())}}}".format for c in ("song", "voice", "sing in")}
+        left = {c: f"{{:<{max(len(c), table[c].str.len().max())}}}".format for c in ("song", "sung by", "sing in")}
         text = table.to_string(index=False, formatters=left, justify="left")
         lines = [head, *(f"warning: {w}" for w in self.profile.warnings), "", text, ""]
         return "\n".join(lines + reasons)
@@ -102,7 +131,10 @@ class Recommendations:
 class Recommender:
     """Encoders + catalog + index, loaded once; `recommend` is then cheap per request."""
 
-    def __init__(self, embedder: Embedder, catalog: Catalog):
+    def __init__(self, embedder: Embedder, catalog: Catalog, voice_classifier: VoiceTypeClassifier | None = None,
+                 voice_note: str = ""):  # fmt: skip
+        """`voice_classifier`: the timbre cue of the voice type (None: pitch and formants only, and `voice_note`
+        says why in each profile's warnings)."""
         dims = {n: catalog.matrix(n).shape[1] for n in EMBEDDING_NAMES}
         if dims != embedder.dimensions:
             raise ValueError(
@@ -111,6 +143,8 @@ class Recommender:
             )
         self.embedder = embedder
         self.catalog = catalog
+        self.voice_classifier = voice_classifier
+        self.voice_note = voice_note
         self.index = VectorIndex(catalog.matrix("fused"))
         catalog.table()  # load the descriptive columns now, not on the first request
         self.stale = sorted(
@@ -126,9 +160,12 @@ class Recommender:
         expression: str | Path | None = None,
         mood: str | Path | None = None,
         catalog: str | Path | None = None,
+        voice_type: str | Path | None = None,
     ) -> Recommender:
         """Each argument: a folder or Hub id; None -> environment variable -> hub/ folder -> Hub id."""
-        return cls(Embedder.from_pretrained(timbre, expression, mood), Catalog.load(catalog))
+        embedder = Embedder.from_pretrained(timbre, expression, mood)
+        classifier, note = load_voice_classifier(voice_type, embedder)
+        return cls(embedder, Catalog.load(catalog), classifier, note)
 
     def warm_up(self) -> None:
         """Analyse 6 s of synthetic singing once, at start-up: the one-off costs of a first call (torch's thread
@@ -171,13 +208,17 @@ class Recommender:
             sung = measured_range.apply(sung)
         timings["range"] = time.perf_counter() - start
         embeddings = embed()
+        voice = decide_voice_type(sung, embeddings, self.voice_classifier)
+        sung.voice_type = voice.label
         warnings = list(audio.warnings)
+        if self.voice_classifier is None and self.voice_note:
+            warnings.append(f"Voice type from pitch and formants only: {self.voice_note}.")
         if self.stale:
             warnings.append(
                 f"The catalog was built with other {', '.join(self.stale)} weights: similarities may be off; "
                 "rebuild it with python -m voicerec catalog build."
             )
-        return VoiceProfile(sung, embeddings, track, audio.seconds, audio.voiced_seconds, warnings, timings)
+        return VoiceProfile(sung, embeddings, track, audio.seconds, audio.voiced_seconds, warnings, timings, voice)
 
     def recommend(
         self,
@@ -186,13 +227,15 @@ class Recommender:
         weights: dict[str, float] | None = None,
         range_weight: float = DEFAULT_RANGE_WEIGHT,
         distinct_titles: bool = True,
+        languages: Collection[str] | None = None,
         measured_range: MeasuredRange | None = None,
     ) -> Recommendations:
         """The `top` songs for the singer of `audio`; `weights` override the default embedding weights;
-        `measured_range` (a range test's notes) stands for the recording's range."""
+        `languages` (codes such as "en") keeps only songs sung in those languages; `measured_range` (a range
+        test's notes) stands for the recording's range."""
         start = time.perf_counter()
         profile = self.analyse(audio, measured_range)
-        return self.rank_profile(profile, start, top, weights, range_weight, distinct_titles)
+        return self.rank_profile(profile, start, top, weights, range_weight, distinct_titles, languages)
 
     def rank_profile(
         self,
@@ -202,11 +245,18 @@ class Recommender:
         weights: dict[str, float] | None = None,
         range_weight: float = DEFAULT_RANGE_WEIGHT,
         distinct_titles: bool = True,
+        languages: Collection[str] | None = None,
     ) -> Recommendations:
         """The songs for an analysed voice; `start` (perf_counter) is when the request began, for the total."""
         search_start = time.perf_counter()
         items = rank(profile.embeddings, profile.range, self.catalog, self.index, top, weights, range_weight,
-                     distinct_titles)  # fmt: skip
+                     distinct_titles, languages)  # fmt: skip
+        if languages and len(items) < top:
+            codes = ", ".join(sorted({c.strip().lower() for c in languages}))
+            profile.warnings.append(
+                f"Only {len(items)} catalog song{'s' if len(items) != 1 else ''} in {codes}: fewer than the {top} "
+                "asked for. Add languages to see more."
+            )
         timings = dict(profile.timings)
         timings["search"] = time.perf_counter() - search_start
         timings["total"] = time.perf_counter() - start

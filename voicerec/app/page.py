@@ -35,7 +35,7 @@ TABLE_COLUMNS = [
     "#",
     "Song",
     "Artist",
-    "Voice",
+    "Sung by",
     *EMBEDDING_LABELS.values(),
     "Score",
     "Range fit",
@@ -66,7 +66,8 @@ def results_table(result: Recommendations) -> pd.DataFrame:
     """One row per recommended song, the columns a singer compares; figures rounded for reading."""
     rows = []
     for item in result.items:
-        row = {"#": item.rank, "Song": item.title, "Artist": item.artist, "Voice": item.voice}
+        row = {"#": item.rank, "Song": item.title, "Artist": item.artist,
+               "Sung by": "its own artist" if item.own_artist else f"cover: {item.voice}"}
         row |= {EMBEDDING_LABELS[name]: round(float(item.similarities[name]), 3) for name in EMBEDDING_NAMES}
         row |= {
             "Score": round(float(item.score), 3),
@@ -80,16 +81,20 @@ def results_table(result: Recommendations) -> pd.DataFrame:
 
 def voice_summary(result: Recommendations) -> str:
     """The singer's voice in words: type, range, tessitura, how much singing was heard, and the top song's reason."""
-    vr = result.profile.range
+    vr, voice = result.profile.range, result.profile.voice
     lines = [
-        f"### Your voice: {vr.voice_type}",
+        f"### Your voice: {voice.headline if voice else vr.voice_type}",
+        *([voice.advice] if voice and voice.advice else []),
         f"Range **{note_name(vr.low)}–{note_name(vr.high)}**, most comfortable (tessitura) "
         f"**{note_name(vr.tessitura_low)}–{note_name(vr.tessitura_high)}**, from {vr.voiced_seconds:.1f} s of singing.",
     ]
     if result.items:
         top = result.items[0]
         song = f"**{top.title}**" + (f" ({top.artist})" if top.artist else "")
-        sung_by = f", sung here by **{top.voice}**, a voice close to yours" if top.voice else ""
+        if top.own_artist:
+            sung_by = ", sung by its own artist, a voice close to yours"
+        else:
+            sung_by = f", a cover sung here by **{top.voice}**, a voice close to yours" if top.voice else ""
         lines.append(f"Best match: {song}{sung_by}. {top.reason}")
     else:
         lines.append("No catalog song matched: try another recording or other weights.")
@@ -127,10 +132,12 @@ def make_recommend(recommender: Recommender):
         timbre_note: float = DEFAULT_WEIGHTS["timbre_note"],
         expression_note: float = DEFAULT_WEIGHTS["expression_note"],
         mood: float = DEFAULT_WEIGHTS["mood"],
+        languages: list[str] | None = None,
     ):
         """Recommend songs for a recording: table, per-embedding breakdown, range keyboard, summary and JSON.
 
-        The five weights are relative (the library scales them to sum 1).
+        The five weights are relative (the library scales them to sum 1); `languages` (codes, none: all) keeps
+        only songs in those languages.
         """
         if not recording:
             raise gr.Error("Record or upload about 10 seconds of singing first.", print_exception=False)
@@ -145,7 +152,7 @@ def make_recommend(recommender: Recommender):
             raise gr.Error("Set at least one embedding weight above zero.", print_exception=False)
         try:
             audio = load_audio(recording)
-            result = recommender.recommend(audio, top=int(top), weights=weights)
+            result = recommender.recommend(audio, top=int(top), weights=weights, languages=languages or None)
         except AudioInputError as exc:  # a problem with the recording: say what to do, as the library worded it
             raise gr.Error(str(exc), title="Can't use this recording", print_exception=False) from None
         except Exception:  # a bug, not the singer's fault: keep the traceback in the log, not on their screen
@@ -178,6 +185,12 @@ def build_demo(recommender: Recommender, examples_dir: Path | None = None) -> gr
                         for name in EMBEDDING_NAMES
                     ]
                     gr.Markdown("Weights are relative: they are scaled to sum to 1.")
+                codes = recommender.catalog.table().get("language", pd.Series(dtype=str))
+                language = gr.Dropdown(
+                    sorted(set(codes.dropna()) - {""}), value=[], multiselect=True, label="Song languages (none: all)",
+                    elem_id="languages",
+                )
+                remembered = gr.BrowserState([], storage_key="voicerec-languages")
                 button = gr.Button("Find my songs", variant="primary", elem_id="find-songs")
                 found = examples_dir.glob("*") if examples_dir else []
                 examples = sorted(p for p in found if p.suffix in AUDIO_SUFFIXES)
@@ -218,8 +231,10 @@ def build_demo(recommender: Recommender, examples_dir: Path | None = None) -> gr
             details = gr.JSON(label="Recommendations")
         button.click(
             make_recommend(recommender),
-            inputs=[recording, top, *weights],
+            inputs=[recording, top, *weights, language],
             outputs=[table, chart, keys, summary, details],
             api_name="recommend",
         )
+        language.change(lambda chosen: chosen, language, remembered, api_name=False)  # kept in this browser
+        demo.load(lambda kept: kept or [], remembered, language, api_name=False)
     return demo

@@ -6,7 +6,9 @@ share a `song_id`). Columns:
 | column | type | meaning |
 |---|---|---|
 | song_id | string | unique id of the entry |
-| title, artist, language | string | what the song is and who wrote or performs it |
+| title, artist, language | string | the song ("untitled" if not known), who wrote or first sang it, its language (en) |
+| own_artist | bool | true when this recording is the song's own artist singing it, false for a cover |
+| lyrics | string | the first lyric line, where the source gives it (never used as a title) |
 | source, license | string | where the song and the recording come from, and under which terms |
 | voice | string | who sings this recording (a person or a synthetic voice) |
 | audio_file | string | the file(s) the entry was computed from, relative to the build's AUDIO_DIR ("; " between) |
@@ -16,14 +18,16 @@ share a `song_id`). Columns:
 | range_low, range_high | float32 | lowest / highest sung note (MIDI) |
 | tessitura_low, tessitura_high | float32 | where the melody mostly sits (MIDI) |
 | range_source | string | "score" (from the metadata), "pitch" (from the pitch tracker) or "score+pitch" |
-| voice_type | string | voice type of the recorded singer, from the pitch tracker |
+| voice_type | string | the singer's voice type: the metadata's, else estimated from all that singer's entries |
 | timbre, expression, timbre_note, expression_note, mood | list<float32> | unit embeddings (voicerec.embeddings) |
 | fused | list<float32> | the five, each scaled by sqrt(weight): dot product = weighted sum of cosines |
 
 The card's YAML also records the weights `fused` was made with and which encoder weights produced the
 embeddings (`voicerec:` block), so a recommender can tell a catalog built with other encoders.
-`build_catalog` writes aside and moves into place, caches each song's analysis (content-addressed, so an
-interrupted or repeated build only computes what is missing), runs in worker processes and in shards, or on
+`build_catalog` writes aside and moves into place, names each data file by its content (listed in the card, so
+that `datasets.load_dataset(folder)`, which caches by the card, loads a catalog rebuilt in place as rebuilt),
+caches each song's analysis (content-addressed, so an interrupted or repeated build only computes what is
+missing), runs in worker processes and in shards, or on
 Ray (voicerec.search.catalog_ray).
 """
 
@@ -53,22 +57,30 @@ from tqdm.auto import tqdm
 from ..audio.input import AudioInputError, load_audio
 from ..audio.keys import estimate_key
 from ..audio.pitch import HOP_SECONDS, PitchTrack, track_pitch
-from ..audio.vocal_range import estimate_range
+from ..audio.vocal_range import FEMALE_TYPES, MALE_TYPES, SUNG_CENTRES, VOICE_TYPES, estimate_range, voice_type
 from ..defaults import HUB_DIR, HUB_NAMESPACE, cache_dir, resolve
 from ..embeddings import EMBEDDING_NAMES, Embedder, fuse, normalise_weights
 from ..export import render_card
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus")
-TEXT_COLUMNS = ("title", "artist", "language", "source", "license", "voice", "key")
+TEXT_COLUMNS = ("title", "artist", "lyrics", "language", "source", "license", "voice", "key")
+UNTITLED = "untitled"
+"""The title of an entry whose source names none (its first lyric line, if known, is in `lyrics`)."""
+SINGER_COLUMNS = ("voice_type", "gender")
+"""Metadata about the singer (optional): a known voice type (a corpus label such as GTSinger's parts) or, failing
+that, the singer's sex ("male"/"female"), which keeps the estimated type among that sex's types."""
+TRUE = ("1", "true", "yes", "y")
 RANGE_COLUMNS = ("range_low", "range_high", "tessitura_low", "tessitura_high")
-CACHE_VERSION = "4"  # bump when the per-song analysis changes meaning (3: the pitch track is kept, for pooling takes;
-# 4: the note-adjusted copy is made in the spectrogram and the pitch tracker decimates 4x)
+CACHE_VERSION = "5"  # bump when the per-song analysis changes meaning (3: the pitch track is kept, for pooling takes;
+# 4: the note-adjusted copy is made in the spectrogram and the pitch tracker decimates 4x; 5: F4 is kept, for the
+# singer's voice type)
 
 
 def features(dimensions: dict[str, int]) -> datasets.Features:
     """The catalog schema for embeddings of the given sizes."""
-    cols: dict = {"song_id": datasets.Value("string")}
-    cols |= {name: datasets.Value("string") for name in TEXT_COLUMNS[:-1]}
+    cols: dict = {"song_id": datasets.Value("string"), "title": datasets.Value("string"),
+                  "artist": datasets.Value("string"), "own_artist": datasets.Value("bool")}  # fmt: skip
+    cols |= {name: datasets.Value("string") for name in TEXT_COLUMNS[2:-1]}
     cols |= {"audio_file": datasets.Value("string"), "key": datasets.Value("string")}
     cols |= {"duration": datasets.Value("float32"), "embedded_seconds": datasets.Value("float32")}
     cols |= {name: datasets.Value("float32") for name in RANGE_COLUMNS}
@@ -184,8 +196,10 @@ def read_metadata(audio_dir: str | Path, metadata: str | Path | None = None) -> 
         row = {"file": rec["file"], "song_id": rec.get("song_id") or Path(rec["file"]).stem}
         row |= {c: rec.get(c, "") for c in TEXT_COLUMNS}
         row["title"] = row["title"] or Path(rec["file"]).stem
+        row["own_artist"] = str(rec.get("own_artist", "")).strip().lower() in TRUE
         try:
             row |= {c: _midi(rec.get(c, "")) for c in RANGE_COLUMNS}
+            row |= _singer(rec)
         except ValueError as exc:
             raise ValueError(f"{metadata}, row {i + 2}: {exc}") from exc
         rows.append(row)
@@ -193,6 +207,16 @@ def read_metadata(audio_dir: str | Path, metadata: str | Path | None = None) -> 
     if files.duplicated().any():
         raise ValueError(f"Duplicate file(s) in {metadata}: {', '.join(sorted(set(files[files.duplicated()])))}.")
     return rows
+
+
+def _singer(rec: dict) -> dict[str, str]:
+    """The metadata's voice type and sex of the singer, checked (lower case; empty when not given)."""
+    out = {c: str(rec.get(c, "")).strip().lower() for c in SINGER_COLUMNS}
+    if out["voice_type"] and out["voice_type"] not in VOICE_TYPES:
+        raise ValueError(f"voice_type {out['voice_type']!r} is not one of {', '.join(VOICE_TYPES)}.")
+    if out["gender"] not in ("", "male", "female"):
+        raise ValueError(f"gender {out['gender']!r}: use male, female or leave it empty.")
+    return out
 
 
 def group_takes(rows: list[dict]) -> dict[str, list[dict]]:
@@ -225,13 +249,14 @@ def analyse_song(
         vocals = separate_song(path)
     audio = load_audio(vocals if vocals is not None else path)
     track = track_pitch(audio.samples, audio.sampling_rate)
-    estimate_range(track)  # refuses a recording with too little singing to give a range
+    sung = estimate_range(track, audio.samples, audio.sampling_rate)  # refuses too little singing to give a range
     embeddings = embedder.embed(audio, track)
     return {
         "embeddings": embeddings,
         "f0": track.f0.astype(np.float32),
         "duration": float(librosa.get_duration(path=str(path))),
         "embedded_seconds": float(audio.seconds),
+        "fourth_formant": sung.fourth_formant,  # None where it could not be measured
     }
 
 
@@ -275,7 +300,8 @@ def pool_takes(results: list[dict]) -> dict:
     gap = np.full(1, np.nan, dtype=np.float32)
     f0 = np.concatenate([part for r in results for part in (r["f0"], gap)][:-1])
     return {"embeddings": embeddings, "f0": f0, "duration": sum(r["duration"] for r in results),
-            "embedded_seconds": sum(r["embedded_seconds"] for r in results)}  # fmt: skip
+            "embedded_seconds": sum(r["embedded_seconds"] for r in results),
+            "fourth_formants": [r["fourth_formant"] for r in results if r.get("fourth_formant")]}  # fmt: skip
 
 
 SONG_ERRORS = (AudioInputError, OSError, ValueError, RuntimeError)
@@ -375,9 +401,9 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
 def _record(takes: list[dict], result: dict, weights: dict[str, float]) -> dict:
     """The catalog row of one entry: the first take's metadata, range and key from the (pooled) pitch track."""
     row = takes[0]
-    track = PitchTrack(np.arange(len(result["f0"])) * HOP_SECONDS, result["f0"], np.isfinite(result["f0"]) * 1.0)
+    track = _track(result["f0"])
     sung = estimate_range(track).to_dict()
-    rec = {"song_id": row["song_id"], **{c: row[c] or "" for c in TEXT_COLUMNS}}
+    rec = {"song_id": row["song_id"], **{c: row[c] or "" for c in TEXT_COLUMNS}, "own_artist": row["own_artist"]}
     rec["audio_file"] = "; ".join(take["file"] for take in takes)
     rec["key"] = rec["key"] or estimate_key(track.midi)
     rec |= {"duration": result["duration"], "embedded_seconds": result["embedded_seconds"]}
@@ -386,10 +412,55 @@ def _record(takes: list[dict], result: dict, weights: dict[str, float]) -> dict:
                 "tessitura_low": sung["tessitura_low"], "tessitura_high": sung["tessitura_high"]}  # fmt: skip
     rec |= {c: row[c] if row[c] is not None else estimate[c] for c in RANGE_COLUMNS}
     rec["range_source"] = "score" if all(from_score) else "score+pitch" if any(from_score) else "pitch"
-    rec["voice_type"] = sung["voice_type"]
+    rec["voice_type"] = row["voice_type"]  # replaced by the singer's, over all their entries (`singer_voice_types`)
     rec |= result["embeddings"]
     rec["fused"] = fuse(result["embeddings"], weights)
     return rec
+
+
+def song_key(title: str, artist: str, lyrics: str, song_id: str) -> tuple[str, str]:
+    """What makes two entries the same song: title and artist, or for an untitled song its first lyric line."""
+    return (title, artist) if title != UNTITLED else (UNTITLED, lyrics or song_id)
+
+
+def _counts(values: pd.Series) -> str:
+    """'en 28, zh 67': each value with its count, most common first."""
+    return ", ".join(f"{k} {v}" for k, v in values[values != ""].value_counts().items()) or "not given"
+
+
+def _track(f0: np.ndarray) -> PitchTrack:
+    return PitchTrack(np.arange(len(f0)) * HOP_SECONDS, f0, np.isfinite(f0) * 1.0)
+
+
+def singer_voice_types(entries: list[tuple[dict, dict]]) -> list[str]:
+    """The voice type of each entry ((first metadata row, pooled analysis) pairs), decided per singer (`voice`).
+
+    A type the metadata gives (a corpus label) is kept, and also serves the singer's other entries; otherwise
+    the singer's entries are pooled (their pitch tracks joined, the median of their F4) and classified once, among
+    the metadata's sex's types when it gives one. A song's own range says little about its singer: a tenor who
+    sings one low song is still a tenor, and a voice type is a property of the person."""
+    singers: dict[str, list[int]] = {}
+    for i, (row, _) in enumerate(entries):
+        singers.setdefault(row["voice"] or f"entry {row['song_id']}", []).append(i)
+    out = [""] * len(entries)
+    for members in singers.values():
+        rows = [entries[i][0] for i in members]
+        given = [row["voice_type"] for row in rows if row["voice_type"]]
+        if given:
+            label = max(set(given), key=given.count)
+        else:
+            midi = np.concatenate([_track(entries[i][1]["f0"]).midi for i in members])
+            median = float(np.nanmedian(midi))
+            f4s = [f for i in members for f in entries[i][1].get("fourth_formants", [])]
+            gender = next((row["gender"] for row in rows if row["gender"]), "")
+            if gender:
+                types = MALE_TYPES if gender == "male" else FEMALE_TYPES
+                label = min(types, key=lambda name: abs(SUNG_CENTRES[name] - median))
+            else:
+                label = voice_type(median, float(np.median(f4s)) if f4s else None)
+        for i, row in zip(members, rows, strict=True):
+            out[i] = row["voice_type"] or label
+    return out
 
 
 def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None:
@@ -402,7 +473,9 @@ def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None
         name = card.get("license_name", "other")
         license_meta = yaml.safe_dump({"license_name": name, "license_link": "LICENSE.md"}, sort_keys=False).strip()
     files = sorted((folder / "data").glob("*.parquet"))
-    frame = pd.concat([pq.read_table(f, columns=["title", "voice", "license"]).to_pandas() for f in files])
+    columns = ["song_id", "title", "artist", "own_artist", "lyrics", "language", "source", "voice", "license"]
+    frame = pd.concat([pq.read_table(f, columns=columns).to_pandas() for f in files])
+    songs = {song_key(*r) for r in frame[["title", "artist", "lyrics", "song_id"]].itertuples(index=False)}
     fields = {
         "pretty_name": "voicerec song catalog",
         "license": "other",
@@ -410,7 +483,12 @@ def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None
         "build_command": "python -m voicerec catalog build AUDIO_DIR --metadata songs.csv --output DIR",
         **card,
         "entries": str(len(frame)),
-        "songs": str(frame["title"].nunique()),
+        "songs": str(len(songs)),
+        "own_artist": str(int(frame["own_artist"].sum())),
+        "covers": str(int((~frame["own_artist"]).sum())),
+        "untitled": str(int((frame["title"] == UNTITLED).sum())),
+        "languages": _counts(frame["language"]),
+        "sources": _counts(frame["source"]),
         "voices": ", ".join(sorted(v for v in frame["voice"].unique() if v)) or "unknown",
         "licenses": ", ".join(sorted(v for v in frame["license"].unique() if v)) or "not given",
         "size_category": next(
@@ -427,6 +505,7 @@ def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None
         "fused_weights": ", ".join(f"{k} {v:.2f}" for k, v in voicerec_meta["fused_weights"].items()),
         "voicerec_yaml": yaml.safe_dump({"voicerec": voicerec_meta}, sort_keys=False).strip(),
         "license_meta": license_meta,
+        "data_files": "\n".join(f"    - data/{f.name}" for f in files),
         "schema": __doc__.split("| column |", 1)[1].split("\n\n", 1)[0].join(("| column |", "")),
     }
     tmp = folder / f".README.md.{os.getpid()}.tmp"
@@ -434,12 +513,24 @@ def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None
     os.replace(tmp, folder / "README.md")
 
 
-def _write_parquet(records: list[dict], dims: dict[str, int], path: Path) -> None:
+def _write_parquet(records: list[dict], dims: dict[str, int], folder: Path, stem: str) -> Path:
+    """Write `folder/<stem>-<content digest>.parquet` and remove the files an earlier build wrote under `stem`.
+
+    The name changes with the content: `datasets` caches a folder loaded through its card by the card alone (folder
+    name, config, data_files patterns), so the card lists these names and a rebuilt catalog's new names make
+    `load_dataset(folder)` read it again instead of serving the old rows from its cache."""
     if not records:
         raise ValueError("No song could be analysed: nothing to write (see the errors above).")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = folder / f".{stem}.{os.getpid()}.tmp"
     datasets.Dataset.from_list(records, features=features(dims)).to_parquet(str(tmp))
+    with tmp.open("rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()[:16]
+    path = folder / f"{stem}-{digest}.parquet"
     os.replace(tmp, path)
+    for old in folder.glob(f"{stem}*.parquet"):
+        if old != path:
+            old.unlink()
+    return path
 
 
 def _swap_into_place(tmp: Path, output: Path) -> None:
@@ -541,11 +632,14 @@ def build_catalog(
     for name, error in failed.items():
         print(f"skipped {name}: {error}", file=sys.stderr)
     w = normalise_weights(weights)
-    records = []
+    analysed = []
     for takes in entries:
         usable = [take for take in takes if take["file"] in cache_files and cache_files[take["file"]].exists()]
         if usable:
-            records.append(_record(usable, pool_takes([_load_entry(cache_files[t["file"]]) for t in usable]), w))
+            analysed.append((usable, pool_takes([_load_entry(cache_files[t["file"]]) for t in usable])))
+    types = singer_voice_types([(takes[0], result) for takes, result in analysed])
+    records = [_record(takes, result, w) | {"voice_type": kind}
+               for (takes, result), kind in zip(analysed, types, strict=True)]  # fmt: skip
     meta = {"fused_weights": w, "models": {k: f"{_model_id(sources[k])}@{embedder.fingerprints[k]}" for k in sources},
             "embedding_dims": embedder.dimensions}  # fmt: skip
     card = {"repo_id": f"{HUB_NAMESPACE}/{output.name}", **(card or {})}
@@ -555,13 +649,12 @@ def build_catalog(
         tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "data").mkdir(parents=True)
-        _write_parquet(records, embedder.dimensions, tmp / "data" / "train-00000-of-00001.parquet")
+        _write_parquet(records, embedder.dimensions, tmp / "data", "train-00000-of-00001")
         _write_card(tmp, card, meta)
         _swap_into_place(tmp, output)
     else:
         (output / "data").mkdir(parents=True, exist_ok=True)
-        name = f"train-{part[0]:05d}-of-{part[1]:05d}.parquet"
-        _write_parquet(records, embedder.dimensions, output / "data" / name)
+        _write_parquet(records, embedder.dimensions, output / "data", f"train-{part[0]:05d}-of-{part[1]:05d}")
         _write_card(output, card, meta)
     audio_seconds = float(sum(r["duration"] for r in records))
     return BuildReport(output, len(records), len(todo) - sum(1 for r, _, _ in todo if r["file"] in failed), cached,

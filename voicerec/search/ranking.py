@@ -12,6 +12,7 @@ of cosines under the *request's* weights, so per-request weights need no second 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from ..audio.keys import transpose_key
 from ..audio.vocal_range import VocalRange, note_name, range_fits
 from ..embeddings import EMBEDDING_NAMES, normalise_weights
-from .catalog import RANGE_COLUMNS, Catalog
+from .catalog import RANGE_COLUMNS, Catalog, song_key
 from .index import VectorIndex
 
 DEFAULT_RANGE_WEIGHT = 0.3
@@ -53,6 +54,9 @@ class Recommendation:
     match: float
     range_low: float
     range_high: float
+    own_artist: bool = False
+    language: str = ""
+    lyrics: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +79,22 @@ def _range_phrase(transpose: int, fit: float, key: str, suggested: str, low: flo
     return f"{move}: {notes} still stretches your range"
 
 
+def sung_by(own_artist: bool, voice: str) -> str:
+    """Who sings the catalog's recording: the song's own artist, or a corpus singer covering it."""
+    if own_artist:
+        return "sung by its own artist"
+    return f"a cover, sung here by {voice}" if voice else "a cover"
+
+
+def language_ids(catalog: Catalog, languages: Collection[str]) -> np.ndarray:
+    """Positions of the catalog entries in one of `languages` (codes such as "en", case-insensitive)."""
+    table = catalog.table()
+    if "language" not in table:
+        return np.arange(0)
+    wanted = {code.strip().lower() for code in languages if code.strip()}
+    return np.flatnonzero(table["language"].fillna("").str.lower().isin(wanted).to_numpy())
+
+
 def rank(
     query: dict[str, np.ndarray],
     singer: VocalRange | None,
@@ -84,11 +104,14 @@ def rank(
     weights: dict[str, float] | None = None,
     range_weight: float = DEFAULT_RANGE_WEIGHT,
     distinct_titles: bool = True,
+    languages: Collection[str] | None = None,
 ) -> list[Recommendation]:
     """The `top` best catalog songs for a singer with embeddings `query` and comfortable range `singer`.
 
     `weights` override DEFAULT_WEIGHTS per embedding; `distinct_titles` keeps only the best recording of each
-    (title, artist), so the list is of songs rather than of renditions.
+    song (title and artist, or an untitled song's first lyric line), so the list is of songs rather than of
+    renditions. `languages` keeps only the entries sung in those languages: they are scored exactly, all of them
+    (a filter leaves a small share of a catalog; the index would propose a pool mostly filtered away).
     """
     if top < 1:
         raise ValueError("top must be at least 1.")
@@ -102,9 +125,12 @@ def rank(
             for n in EMBEDDING_NAMES
         ]
     ).astype(np.float32)
-    pool_size = min(len(catalog), max(MIN_POOL, 20 * top))
-    _, ids = index.search(probe, pool_size)
-    ids = ids[0][ids[0] >= 0]
+    if languages:
+        ids = language_ids(catalog, languages)
+    else:
+        pool_size = min(len(catalog), max(MIN_POOL, 20 * top))
+        _, ids = index.search(probe, pool_size)
+        ids = ids[0][ids[0] >= 0]
     sims = {n: catalog.matrix(n)[ids] @ (query[n] / np.linalg.norm(query[n])) for n in EMBEDDING_NAMES}
     score = sum(w[n] * sims[n] for n in EMBEDDING_NAMES)
     table = catalog.table()
@@ -116,18 +142,23 @@ def rank(
     match = np.where(np.isfinite(fits), (1 - range_weight) * score + range_weight * fits, score)  # no range: voice
     out: list[Recommendation] = []
     seen: set[tuple[str, str]] = set()
+    has = set(rows.columns)
     records = list(rows.itertuples(index=False))  # by position below: rows.iloc[j] costs a pandas lookup each
     for j in np.argsort(-match, kind="stable"):
         row = records[j]
+        own = bool(row.own_artist) if "own_artist" in has else False
+        lyrics = (row.lyrics or "") if "lyrics" in has else ""
         if distinct_titles:
-            if (row.title, row.artist) in seen:
+            key = song_key(row.title, row.artist, lyrics, row.song_id)
+            if key in seen:
                 continue
-            seen.add((row.title, row.artist))
+            seen.add(key)
         sim = {n: float(sims[n][j]) for n in EMBEDDING_NAMES}
         aspect = max(EMBEDDING_NAMES, key=lambda n: w[n] * sim[n])
         suggested = transpose_key(row.key, int(shifts[j]))
         reason = (
-            f"{ASPECTS[aspect].capitalize()} ({aspect.replace('_', ' ')} {sim[aspect]:.2f}); "
+            f"{sung_by(own, row.voice).capitalize()}: {ASPECTS[aspect]} "
+            f"({aspect.replace('_', ' ')} {sim[aspect]:.2f}); "
             + _range_phrase(int(shifts[j]), float(fits[j]), row.key, suggested, row.tessitura_low, row.tessitura_high)
             + "."
         )
@@ -148,6 +179,9 @@ def rank(
                 match=float(match[j]),
                 range_low=float(row.range_low),
                 range_high=float(row.range_high),
+                own_artist=own,
+                language=(row.language or "") if "language" in has else "",
+                lyrics=lyrics,
             )  # fmt: skip
         )
         if len(out) == top:
