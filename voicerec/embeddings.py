@@ -226,8 +226,12 @@ class Embedder:
                 out[name], out[f"{name}_note"] = self._encode(name, inputs[name])  # one batch: original + adjusted
                 timings[name] = time.perf_counter() - start
         start = time.perf_counter()
-        _, extractor = self.models["mood"]
-        mood_inputs = extractor([audio.samples], sampling_rate=extractor.sampling_rate, return_tensors="pt")
-        out["mood"] = self._encode("mood", mood_inputs, decode=False)[0]  # the latent only: no decoder
+        out["mood"] = self.embed_mood(audio.samples)
         timings["mood"] = time.perf_counter() - start
         return {name: out[name] for name in EMBEDDING_NAMES}
+
+    def embed_mood(self, samples: np.ndarray) -> np.ndarray:
+        """The `mood` embedding: TJAE normalises the whole clip's log-mel, so it is taken over the whole clip."""
+        _, extractor = self.models["mood"]
+        mood_inputs = extractor([samples], sampling_rate=extractor.sampling_rate, return_tensors="pt")
+        return self._encode("mood", mood_inputs, decode=False)[0]  # the latent only: no decoder

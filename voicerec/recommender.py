@@ -8,7 +8,7 @@ result.to_frame(); result.to_dict()
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from .audio.input import VoiceAudio, load_audio
 from .audio.pitch import PitchTrack, track_pitch
+from .audio.range_test import MeasuredRange
 from .audio.vocal_range import VocalRange, estimate_range, note_name
 from .defaults import resolve
 from .embeddings import EMBEDDING_NAMES, Embedder
@@ -174,8 +175,13 @@ class Recommender:
         rate = 16000
         self.recommend((rate, sing(scale_melody(50, n_notes=12, seconds=0.5), VOICES["baritone"], rate)), top=1)
 
-    def analyse(self, audio: str | Path | tuple[int, np.ndarray] | VoiceAudio) -> VoiceProfile:
-        """Range, voice type and embeddings of a recording (raises AudioInputError for unusable input)."""
+    def analyse(
+        self, audio: str | Path | tuple[int, np.ndarray] | VoiceAudio, measured_range: MeasuredRange | None = None
+    ) -> VoiceProfile:
+        """Range, voice type and embeddings of a recording (raises AudioInputError for unusable input).
+
+        `measured_range` (a guided range test's lowest and highest comfortable notes) replaces the range the
+        recording shows, for the voice type and every song's range fit."""
         timings: dict[str, float] = {}
         start = time.perf_counter()
         if not isinstance(audio, VoiceAudio):
@@ -184,10 +190,24 @@ class Recommender:
         start = time.perf_counter()
         track = track_pitch(audio.samples, audio.sampling_rate)
         timings["pitch"] = time.perf_counter() - start
+        return self.profile(audio, track, lambda: self.embedder.embed(audio, track, timings), timings, measured_range)
+
+    def profile(
+        self,
+        audio: VoiceAudio,
+        track: PitchTrack,
+        embed: Callable[[], dict[str, np.ndarray]],
+        timings: dict[str, float],
+        measured_range: MeasuredRange | None = None,
+    ) -> VoiceProfile:
+        """The profile of a recording whose pitch is tracked; `embed()` gives its embeddings (a live session has
+        most of them already)."""
         start = time.perf_counter()
         sung = estimate_range(track, audio.samples, audio.sampling_rate)  # the recording adds the formant cue
+        if measured_range is not None:
+            sung = measured_range.apply(sung)
         timings["range"] = time.perf_counter() - start
-        embeddings = self.embedder.embed(audio, track, timings)
+        embeddings = embed()
         voice = decide_voice_type(sung, embeddings, self.voice_classifier)
         sung.voice_type = voice.label
         warnings = list(audio.warnings)
@@ -208,11 +228,26 @@ class Recommender:
         range_weight: float = DEFAULT_RANGE_WEIGHT,
         distinct_titles: bool = True,
         languages: Collection[str] | None = None,
+        measured_range: MeasuredRange | None = None,
     ) -> Recommendations:
         """The `top` songs for the singer of `audio`; `weights` override the default embedding weights;
-        `languages` (codes such as "en") keeps only songs sung in those languages."""
+        `languages` (codes such as "en") keeps only songs sung in those languages; `measured_range` (a range
+        test's notes) stands for the recording's range."""
         start = time.perf_counter()
-        profile = self.analyse(audio)
+        profile = self.analyse(audio, measured_range)
+        return self.rank_profile(profile, start, top, weights, range_weight, distinct_titles, languages)
+
+    def rank_profile(
+        self,
+        profile: VoiceProfile,
+        start: float,
+        top: int = 10,
+        weights: dict[str, float] | None = None,
+        range_weight: float = DEFAULT_RANGE_WEIGHT,
+        distinct_titles: bool = True,
+        languages: Collection[str] | None = None,
+    ) -> Recommendations:
+        """The songs for an analysed voice; `start` (perf_counter) is when the request began, for the total."""
         search_start = time.perf_counter()
         items = rank(profile.embeddings, profile.range, self.catalog, self.index, top, weights, range_weight,
                      distinct_titles, languages)  # fmt: skip

@@ -99,7 +99,9 @@ class GE2EFeatureExtractor(SequenceFeatureExtractor):
             power = self.shift_harmonics(power, semitones, f0)
         return (power @ self.mel_filters).astype(np.float32)
 
-    def shift_harmonics(self, power: np.ndarray, semitones: float, f0: np.ndarray) -> np.ndarray:
+    def shift_harmonics(
+        self, power: np.ndarray, semitones: float, f0: np.ndarray, cut: int | None = None, floor: float | None = None
+    ) -> np.ndarray:
         """`power` (frames, bins) as if sung `semitones` higher with the same vocal tract: new harmonics under the
         old envelope.
 
@@ -109,6 +111,10 @@ class GE2EFeatureExtractor(SequenceFeatureExtractor):
         window's main lobe, and scaled to the depth the frame's own harmonics had (breathy stays breathy). This is
         what a vocoder's resynthesis gives, computed in the spectrogram itself. Frames without f0 (`f0` NaN or 0:
         silence, consonants) are noise, not harmonics, and stay as they are.
+
+        Every frame is moved on its own except for two figures of the whole clip, `cut` (the envelope's
+        quefrencies, `envelope_cut`) and `floor` (added before the log, 100 dB under the clip's loudest bin): a
+        stream that shifts a clip window by window passes the whole clip's.
         """
         frames, bins = power.shape
         f0 = np.nan_to_num(np.asarray(f0, dtype=np.float64), nan=0.0)[:frames]
@@ -116,9 +122,9 @@ class GE2EFeatureExtractor(SequenceFeatureExtractor):
         voiced = np.flatnonzero(f0 > 0)
         if voiced.size == 0:
             return power
-        floor = np.float32(max(float(power.max()), 1e-20) * 1e-10)
+        floor = np.float32(max(float(power.max()), 1e-20) * 1e-10 if floor is None else floor)
         log_power = np.log(power[voiced].astype(np.float32) + floor)  # float32 throughout: half the time of float64
-        cut = max(4, int(0.5 * self.sampling_rate / np.median(f0[voiced])))
+        cut = self.envelope_cut(f0[voiced]) if cut is None else cut
         to_cepstrum, from_cepstrum = self._cepstral_basis(bins, cut)
         envelope = (log_power @ to_cepstrum) @ from_cepstrum
         bin_hz = self.sampling_rate / self.n_fft
@@ -132,6 +138,10 @@ class GE2EFeatureExtractor(SequenceFeatureExtractor):
         out = power.astype(np.float32)  # a copy
         out[voiced] = np.maximum(np.exp(envelope + depth * comb) - floor, 0.0)
         return out
+
+    def envelope_cut(self, voiced_f0: np.ndarray) -> int:
+        """Quefrencies kept as the envelope: those under half the clip's median pitch period."""
+        return max(4, int(0.5 * self.sampling_rate / np.median(voiced_f0)))
 
     def _cepstral_basis(self, bins: int, cut: int) -> tuple[np.ndarray, np.ndarray]:
         """(bins, cut) and (cut, bins) matrices whose product keeps a log spectrum's first `cut` quefrencies (its

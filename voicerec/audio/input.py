@@ -27,6 +27,10 @@ TARGET_RMS_DBFS = -20.0
 FRAME_SECONDS = 0.032
 HOP_SECONDS = 0.010
 _READ_LIMIT_SECONDS = 3 * MAX_SECONDS  # never decode more than this from a file
+SILENT_BELOW = 1e-4
+SILENT_MESSAGE = "The recording is silent: check that the microphone is on and sing louder."
+CLIPPED_ABOVE = 0.001
+"""A share of samples at full scale above this is reported as clipping."""
 
 
 class AudioInputError(ValueError):
@@ -47,6 +51,10 @@ class VoiceAudio:
     regions: list[tuple[float, float]]
     hop_seconds: float = HOP_SECONDS
     warnings: list[str] = field(default_factory=list)
+    offset: int = 0
+    """Samples trimmed from the start of the (resampled) input."""
+    gain: float = 1.0
+    """The factor the input was multiplied by (loudness normalisation)."""
 
     @property
     def seconds(self) -> float:
@@ -111,25 +119,24 @@ def _from_array(sr: int, array: np.ndarray) -> np.ndarray:
     return data
 
 
-def _frame_db(x: np.ndarray, sr: int) -> np.ndarray:
+def frame_levels(x: np.ndarray, sr: int, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(dB, spectral flatness) of each `HOP_SECONDS` frame: what `prepare` decides from. With `center=False` the
+    frames start at the signal's start (a live stream passes each block with its context already around it)."""
     frame, hop = int(FRAME_SECONDS * sr), int(HOP_SECONDS * sr)
-    rms = librosa.feature.rms(y=x, frame_length=frame, hop_length=hop, center=True)[0]
-    return 20 * np.log10(rms + 1e-10)
+    rms = librosa.feature.rms(y=x, frame_length=frame, hop_length=hop, center=center)[0]
+    flatness = librosa.feature.spectral_flatness(y=x, n_fft=frame, hop_length=hop, center=center)[0]
+    return 20 * np.log10(rms + 1e-10), flatness
 
 
-def _dynamic_range_db(x: np.ndarray, sr: int) -> float:
+def _dynamic_range_db(db: np.ndarray) -> float:
     """Loud minus quiet frames: how far the voice stands out of the background (low = heavy noise)."""
-    db = _frame_db(x, sr)
     db = db[db > db.max() - 80.0]
     return float(np.percentile(db, 95) - np.percentile(db, 10))
 
 
-def _voiced_frames(x: np.ndarray, sr: int) -> np.ndarray:
+def _voiced_frames(db: np.ndarray, flatness: np.ndarray) -> np.ndarray:
     """Frames loud enough relative to the loudest, and tonal rather than noise-like (spectral flatness)."""
-    frame, hop = int(FRAME_SECONDS * sr), int(HOP_SECONDS * sr)
-    db = _frame_db(x, sr)
     loud = (db > db.max() - 35.0) & (db > -60.0)
-    flatness = librosa.feature.spectral_flatness(y=x, n_fft=frame, hop_length=hop, center=True)[0]
     tonal = flatness < 0.25
     voiced = loud & tonal
     # close gaps shorter than 100 ms (consonants between sung vowels) and drop blips shorter than 50 ms
@@ -182,18 +189,37 @@ def load_audio(source: str | Path | tuple[int, np.ndarray], sampling_rate: int =
         raise AudioInputError("The recording is empty.")
     if not np.all(np.isfinite(data)):
         raise AudioInputError("The recording contains invalid samples (NaN or infinity).")
-    warnings: list[str] = []
-    clipped = float(np.mean(np.abs(data) >= 0.999))
-    if clipped > 0.001:
-        warnings.append(f"{clipped:.1%} of the samples are clipped: move away from the microphone or lower its gain.")
+    warnings = clipping_warnings(float(np.mean(np.abs(data) >= 0.999)))
     mono = data.mean(axis=1).astype(np.float32)
-    if np.max(np.abs(mono)) < 1e-4:
-        raise AudioInputError("The recording is silent: check that the microphone is on and sing louder.")
+    if np.max(np.abs(mono)) < SILENT_BELOW:
+        raise AudioInputError(SILENT_MESSAGE)
     if sr != sampling_rate:
         mono = librosa.resample(mono, orig_sr=sr, target_sr=sampling_rate, res_type="soxr_hq")
-    noisy = _dynamic_range_db(mono, sampling_rate) < NOISY_BELOW_DB
+    return prepare(mono, sampling_rate, warnings)
+
+
+
+def clipping_warnings(clipped_share: float) -> list[str]:
+    """The warning for a share of clipped samples (|x| >= 0.999), if it is above CLIPPED_ABOVE."""
+    if clipped_share <= CLIPPED_ABOVE:
+        return []
+    return [f"{clipped_share:.1%} of the samples are clipped: move away from the microphone or lower its gain."]
+
+
+def prepare(
+    mono: np.ndarray,
+    sampling_rate: int,
+    warnings: list[str],
+    levels: tuple[np.ndarray, np.ndarray] | None = None,
+) -> VoiceAudio:
+    """The decisions `load_audio` takes over the whole recording (mono at the model rate): where the voice is, the
+    silence trimmed, the loudness normalised. `levels` (`frame_levels(mono)`) may be given when already measured,
+    as a live stream does block by block."""
+    warnings = list(warnings)
+    db, flatness = frame_levels(mono, sampling_rate) if levels is None else levels
+    noisy = _dynamic_range_db(db) < NOISY_BELOW_DB
     noise_advice = "sing closer to the microphone, in a quieter room"
-    voiced = _voiced_frames(mono, sampling_rate)
+    voiced = _voiced_frames(db, flatness)
     if not voiced.any():
         raise AudioInputError("No singing was found in the recording: it sounds like silence or noise.")
     hop = int(HOP_SECONDS * sampling_rate)
@@ -222,11 +248,14 @@ def load_audio(source: str | Path | tuple[int, np.ndarray], sampling_rate: int =
     level = 20 * np.log10(rms + 1e-12)
     if level < -50:
         warnings.append("The recording is very quiet: sing closer to the microphone.")
-    mono = mono * (10 ** (TARGET_RMS_DBFS / 20) / rms)
+    gain = 10 ** (TARGET_RMS_DBFS / 20) / rms
+    mono = mono * gain
     peak = float(np.max(np.abs(mono)))
     if peak > 0.99:
         mono = mono * (0.99 / peak)
+        gain *= 0.99 / peak
     regions = [(a * HOP_SECONDS, b * HOP_SECONDS) for a, b in _runs(voiced)]
     return VoiceAudio(
-        samples=mono.astype(np.float32), sampling_rate=sampling_rate, voiced=voiced, regions=regions, warnings=warnings
-    )
+        samples=mono.astype(np.float32), sampling_rate=sampling_rate, voiced=voiced, regions=regions, warnings=warnings,
+        offset=int(start), gain=float(gain),
+    )  # fmt: skip

@@ -197,6 +197,31 @@ def track_pitch(
     octave jumps in (for measuring what the folding does).
     """
     x = np.asarray(samples, dtype=np.float64)
+    times, f0, confidence = local_pitch(x, sr, fmin, fmax, voiced)
+    return folded_track(x, sr, times, f0, confidence) if fix_octaves else _track(times, f0, confidence)
+
+
+def _track(times: np.ndarray, f0: np.ndarray, confidence: np.ndarray) -> PitchTrack:
+    return PitchTrack(times=times, f0=np.where(f0 > 0, f0, np.nan), confidence=confidence)
+
+
+def folded_track(x: np.ndarray, sr: int, times: np.ndarray, f0: np.ndarray, confidence: np.ndarray) -> PitchTrack:
+    """`local_pitch`'s frames (0 where unvoiced) with their octave jumps fixed (`_fix_octaves`), as a PitchTrack.
+    This is the one step of the tracker that reads far (about 15 voiced frames each way)."""
+    f0 = np.asarray(f0, dtype=np.float64)
+    if (f0 > 0).any():
+        window = int(round(OCTAVE_WINDOW_SECONDS / HOP_SECONDS)) | 1
+        f0, confidence = _fix_octaves(np.asarray(x, dtype=np.float64), sr, times, f0, confidence, window)
+    return _track(times, f0, confidence)
+
+
+def local_pitch(
+    x: np.ndarray, sr: int = 16000, fmin: float = 65.0, fmax: float = 1100.0, voiced: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, f0 with 0 where unvoiced, confidence) before the octave fix: every frame depends only on the audio
+    around it (DIO's filters, StoneMask, the periodicity, runs of a few frames), so a stream can compute it block by
+    block with some context on either side."""
+    x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1:
         raise AudioInputError(f"Pitch tracking needs mono audio, got an array of shape {x.shape}.")
     if x.size < int(0.05 * sr):
@@ -227,7 +252,4 @@ def track_pitch(
         if b - a < MIN_RUN_FRAMES:
             keep[a:b] = False
     f0[~keep] = 0.0
-    if fix_octaves and keep.any():
-        window = int(round(OCTAVE_WINDOW_SECONDS / HOP_SECONDS)) | 1
-        f0, confidence = _fix_octaves(x, sr, times, f0, confidence, window)
-    return PitchTrack(times=times, f0=np.where(keep, f0, np.nan), confidence=confidence)
+    return times, f0, confidence
