@@ -156,8 +156,9 @@ def rank(
         sim = {n: float(sims[n][j]) for n in EMBEDDING_NAMES}
         aspect = max(EMBEDDING_NAMES, key=lambda n: w[n] * sim[n])
         suggested = transpose_key(row.key, int(shifts[j]))
+        who = sung_by(own, row.voice)  # the singer's name keeps its capitals
         reason = (
-            f"{sung_by(own, row.voice).capitalize()}: {ASPECTS[aspect]} "
+            f"{who[:1].upper()}{who[1:]}: {ASPECTS[aspect]} "
             f"({aspect.replace('_', ' ')} {sim[aspect]:.2f}); "
             + _range_phrase(int(shifts[j]), float(fits[j]), row.key, suggested, row.tessitura_low, row.tessitura_high)
             + "."
