@@ -118,16 +118,16 @@ def rank(
     if not 0.0 <= range_weight <= 1.0:
         raise ValueError(f"range_weight must be in 0..1, got {range_weight}.")
     w = normalise_weights(weights)
-    w_cat = catalog.fused_weights
-    probe = np.concatenate(
-        [
-            query[n] / np.linalg.norm(query[n]) * (w[n] / np.sqrt(w_cat[n]) if w_cat[n] > 0 else 0.0)
-            for n in EMBEDDING_NAMES
-        ]
-    ).astype(np.float32)
     if languages:
         ids = language_ids(catalog, languages)
-    else:
+    else:  # the index proposes the pool; its probe is only needed here
+        w_cat = catalog.fused_weights
+        probe = np.concatenate(
+            [
+                query[n] / np.linalg.norm(query[n]) * (w[n] / np.sqrt(w_cat[n]) if w_cat[n] > 0 else 0.0)
+                for n in EMBEDDING_NAMES
+            ]
+        ).astype(np.float32)
         pool_size = min(len(catalog), max(MIN_POOL, 20 * top))
         _, ids = index.search(probe, pool_size)
         ids = ids[0][ids[0] >= 0]
