@@ -26,6 +26,7 @@ from voicerec.tools.publish import (
     DATASET_REPO,
     MODEL_REPOS,
     SPACE_REPO,
+    TRANSFORMERS_REPOS,
     PublishError,
     assemble,
     card_problems,
@@ -50,7 +51,8 @@ def test_assembled_layout(published):
     for name in MODEL_REPOS:
         repo = published[name]
         assert repo.repo_id == f"someorg/{name}"
-        assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= set(repo.files())
+        files = {"config.json", "model.safetensors", "README.md"}
+        assert files | ({"preprocessor_config.json"} if name in TRANSFORMERS_REPOS else set()) <= set(repo.files())
         readme = (repo.folder / "README.md").read_text()
         assert f"someorg/{name}" in readme and f"voicerec/{name}" not in readme
     space = published[SPACE_REPO]
@@ -61,6 +63,7 @@ def test_assembled_layout(published):
         "VOICEREC_EXPRESSION_MODEL": "someorg/voicerec-sscl-expression",
         "VOICEREC_MOOD_MODEL": "someorg/voicerec-tjae",
         "VOICEREC_CATALOG": "someorg/voicerec-catalog",
+        "VOICEREC_VOICE_TYPE_MODEL": "someorg/voicerec-voice-type",
     }
     manifest = json.loads((space.folder.parent / "publish.json").read_text())
     assert [m["repo_id"] for m in manifest] == [r.repo_id for r in published.values()]
@@ -76,7 +79,8 @@ def test_release_tag_is_pinned_in_the_cards(tiny_hub, tmp_path):
 
 def test_cards_parse_with_hub_metadata(published):
     for repo in published.values():
-        assert card_problems(repo.folder / "README.md", repo.repo_type) == [], repo.repo_id
+        transformers = repo.folder.name in TRANSFORMERS_REPOS
+        assert card_problems(repo.folder / "README.md", repo.repo_type, transformers) == [], repo.repo_id
 
 
 @pytest.mark.parametrize("name", sorted({*MODEL_REPOS, DATASET_REPO}))
@@ -85,7 +89,7 @@ def test_shipped_hub_cards(name):
     readme = HUB_DIR / name / "README.md"
     if not readme.exists():
         pytest.skip(f"{name} not exported yet")
-    assert card_problems(readme, "dataset" if name == DATASET_REPO else "model") == []
+    assert card_problems(readme, "dataset" if name == DATASET_REPO else "model", name in TRANSFORMERS_REPOS) == []
 
 
 def test_card_problems_catches_missing_metadata(tmp_path):
@@ -138,13 +142,13 @@ def check_loads_like_a_hub_user(folders: list[str], audio: np.ndarray, tmp_path:
 
 
 def test_models_load_in_fresh_process_without_voicerec(published, singing, tmp_path):
-    check_loads_like_a_hub_user([str(published[name].folder) for name in MODEL_REPOS], singing, tmp_path)
+    check_loads_like_a_hub_user([str(published[name].folder) for name in TRANSFORMERS_REPOS], singing, tmp_path)
 
 
 def test_shipped_models_load_in_fresh_process_without_voicerec(singing, tmp_path):
     """The trained checkpoints in hub/, copied as publish copies them."""
     folders = []
-    for name in MODEL_REPOS:
+    for name in TRANSFORMERS_REPOS:
         if not (HUB_DIR / name / "model.safetensors").exists():
             pytest.skip(f"{name} not exported yet")
         folders.append(str(shutil.copytree(HUB_DIR / name, tmp_path / name)))
@@ -222,6 +226,7 @@ def test_space_starts_and_answers_from_published_folders(published, singing_wav,
     songs = {item["song_id"] for item in details["items"]}
     assert songs and songs <= {f"song{i}" for i in range(10)}
     assert details["profile"]["voiced_seconds"] > 3
+    assert "pitch and formants only" not in json.dumps(details)  # the published voice-type classifier was used
 
 
 @contextlib.contextmanager

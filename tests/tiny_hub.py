@@ -6,14 +6,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import soundfile as sf
 import torch
 
 import voicerec
 from voicerec.audio.synth import VOICES, scale_melody, sing
+from voicerec.defaults import ARTEFACTS
+from voicerec.embeddings import weights_fingerprint
 from voicerec.export import MODEL_CARDS, export_model
-from voicerec.tools.publish import DATASET_REPO, MODEL_REPOS
+from voicerec.tools.publish import DATASET_REPO, TRANSFORMERS_REPOS
+from voicerec.voice_type import VoiceTypeClassifier
 
 CARD_OF = {"voicerec-sscl-timbre": "sscl.md", "voicerec-sscl-expression": "sscl.md", "voicerec-tjae": "tjae.md"}
 
@@ -43,10 +47,26 @@ def template_fields(template: Path, model_id: str) -> dict[str, str]:
     return fields
 
 
+def export_tiny_voice_type(hub: Path) -> None:
+    """A voice-type classifier on the tiny timbre encoder's embedding (random weights, the encoder's real
+    fingerprint), with the card the fit script renders."""
+    from training.fit_voice_type import write_card
+
+    rng = np.random.default_rng(0)
+    size = tiny_model("voicerec-sscl-timbre").config.embedding_size
+    config = {"embedding": "timbre", "encoder": "voicerec-sscl-timbre",
+              "encoder_fingerprint": weights_fingerprint(hub / "voicerec-sscl-timbre"), "embedding_size": size,
+              "C": 1.0, "labelled_singers": 2, "helper_singers": 0, "helper_female": 0}  # fmt: skip
+    folder = hub / "voicerec-voice-type"
+    VoiceTypeClassifier(rng.normal(size=size), np.zeros(size), 0.0, config).save_pretrained(folder)
+    write_card(folder, config, "(a test classifier: no figures)")
+
+
 def export_tiny_models(hub: Path) -> None:
-    for name in MODEL_REPOS:
+    for name in TRANSFORMERS_REPOS:
         template = MODEL_CARDS / CARD_OF[name]
         export_model(tiny_model(name).eval(), hub / name, template, template_fields(template, f"voicerec/{name}"))
+    export_tiny_voice_type(hub)
 
 
 def build_tiny_catalog(hub: Path, songs: int = 4) -> None:
@@ -63,7 +83,7 @@ def build_tiny_catalog(hub: Path, songs: int = 4) -> None:
         rows.append({"file": f"song{i}.wav", "song_id": f"song{i}", "title": f"Song {i}", "artist": "synth",
                      "voice": voice, "license": "cc0-1.0", "key": "C major"})  # fmt: skip
     pd.DataFrame(rows).to_csv(audio_dir / "songs.csv", index=False)
-    models = {key: str(hub / name) for key, name in zip(("timbre", "expression", "mood"), MODEL_REPOS, strict=True)}
+    models = {key: str(hub / ARTEFACTS[key][1]) for key in ("timbre", "expression", "mood")}
     build_catalog(audio_dir, hub / DATASET_REPO, audio_dir / "songs.csv", cache=hub.parent / f"{hub.name}-cache",
                   card={"repo_id": f"voicerec/{DATASET_REPO}", "license": "cc0-1.0"},
                   progress=False, **models)  # fmt: skip

@@ -27,6 +27,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from string import Template
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from training.evaluate_voice_type import Outcome, summary_rows
 from training.voice_type_data import Clip, analyse_clips, embed_clips, labelled_clips, unlabelled_clips
 from voicerec.audio.vocal_range import VOICE_TYPES
 from voicerec.embeddings import Embedder
+from voicerec.export import MODEL_CARDS
 from voicerec.tools.bench import Reference
 from voicerec.voice_type import (
     SHIPPED,
@@ -159,33 +161,18 @@ def cross_validate(labelled: list[Clip], labelled_emb: np.ndarray, unlabelled: l
     return out
 
 
+VOICE_TYPE_CARD = MODEL_CARDS / "voice_type.md"
+
+
 def write_card(folder: Path, config: dict, table: str) -> None:
-    card = f"""---
-license: cc-by-nc-sa-4.0
-tags: [voicerec, voice-type, singing]
----
-# voicerec voice-type classifier
-
-A logistic regression for "female voice" on the unit embedding of the timbre encoder
-(`{config['encoder']}`, weights fingerprint `{config['encoder_fingerprint']}`): log-odds = coef . (x - mean) +
-intercept. `voicerec.voice_type` adds it to the pitch-and-formant cue and decides the part within the sex from the
-tessitura and the notes sung. With another timbre encoder (another fingerprint) the app does not use it and says so;
-refit with `python -m training.fit_voice_type --data ../shared/data`.
-
-- Files: `config.json` (what it reads, the fit's settings), `model.safetensors` (`coef`, `mean`, `intercept`).
-- Training singers: {config['labelled_singers']} labelled (gtsinger-dev with voice parts, pjs), and
-  {config['helper_singers']} singers of mir1k-dev and edcav-dev labelled where their pitch and formants make the
-  sex clear ({config['helper_female']} women); each singer weighs the same. C = {config['C']}.
-
-Leave-singers-out on the labelled singers (each left out of every fit; 95 % intervals over singers):
-
-{table}
-
-## License and sources
-
-{LICENSE_NOTE}
-"""
-    (folder / "README.md").write_text(card)
+    """The card, rendered from model_cards/voice_type.md (as the encoders' cards are from theirs)."""
+    fields = {
+        "license": "cc-by-nc-sa-4.0", "datasets": "- GTSinger/GTSinger", "model_id": "voicerec/voicerec-voice-type",
+        "encoder": config["encoder"], "encoder_fingerprint": config["encoder_fingerprint"],
+        "labelled_singers": config["labelled_singers"], "helper_singers": config["helper_singers"],
+        "helper_female": config["helper_female"], "c": config["C"], "table": table, "license_note": LICENSE_NOTE,
+    }  # fmt: skip
+    (folder / "README.md").write_text(Template(VOICE_TYPE_CARD.read_text()).substitute(fields))
 
 
 def main() -> None:

@@ -193,8 +193,8 @@ class VoiceTypeClassifier:
         (folder / CLASSIFIER_FILES[0]).write_text(json.dumps(self.config, indent=2) + "\n")
 
     @classmethod
-    def from_pretrained(cls, source: str | Path) -> VoiceTypeClassifier:
-        """A folder, or a Hub id (its two files through huggingface_hub's cache)."""
+    def from_pretrained(cls, source: str | Path, revision: str | None = None) -> VoiceTypeClassifier:
+        """A folder, or a Hub id at `revision` (its two files through huggingface_hub's cache)."""
         from safetensors.numpy import load_file
 
         if Path(source).is_dir():
@@ -202,7 +202,7 @@ class VoiceTypeClassifier:
         else:
             from huggingface_hub import hf_hub_download
 
-            paths = [Path(hf_hub_download(str(source), name)) for name in CLASSIFIER_FILES]
+            paths = [Path(hf_hub_download(str(source), name, revision=revision)) for name in CLASSIFIER_FILES]
         if not all(p.is_file() for p in paths):
             raise OSError(f"No voice-type classifier in {source} (expected {', '.join(CLASSIFIER_FILES)}).")
         config = json.loads(paths[0].read_text())

@@ -1,9 +1,9 @@
 """Assemble, and optionally push, everything voicerec publishes on the Hugging Face Hub.
 
-Five repos: the three encoders (model repos, from `hub/<name>/`), the catalog (dataset repo, from
-`hub/voicerec-catalog/`) and the demo Space (app.py, the voicerec package, requirements, example clips and a
-README with Space front matter). `assemble` writes each repo's exact folder under one output folder and
-checks it (safetensors only, Hub metadata in every card); `push` uploads those same folders unchanged, so
+Six repos: the three encoders and the voice-type classifier (model repos, from `hub/<name>/`), the catalog
+(dataset repo, from `hub/voicerec-catalog/`) and the demo Space (app.py, the voicerec package, requirements,
+example clips and a README with Space front matter). `assemble` writes each repo's exact folder under one output
+folder and checks it (safetensors only, Hub metadata in every card); `push` uploads those same folders unchanged, so
 what is published is what the tests load.
 """
 
@@ -19,15 +19,14 @@ from string import Template
 
 from huggingface_hub import DatasetCard, HfApi, ModelCard
 
-from ..defaults import HUB_DIR, REPO_ROOT
+from ..defaults import ARTEFACTS, HUB_DIR, REPO_ROOT
 
 DEFAULT_NAMESPACE = "voicerec"
-MODEL_REPOS = {
-    "voicerec-sscl-timbre": "VOICEREC_TIMBRE_MODEL",
-    "voicerec-sscl-expression": "VOICEREC_EXPRESSION_MODEL",
-    "voicerec-tjae": "VOICEREC_MOOD_MODEL",
-}
+MODEL_REPOS = {repo: env for key, (env, repo) in ARTEFACTS.items() if key != "catalog"}
 """Model repo name -> the environment variable through which the app is told where to load it from."""
+TRANSFORMERS_REPOS = tuple(ARTEFACTS[key][1] for key in ("timbre", "expression", "mood"))
+"""The encoders, loaded with `AutoModel.from_pretrained(..., trust_remote_code=True)`; the voice-type classifier is
+two plain files (`voicerec.voice_type.VoiceTypeClassifier`)."""
 DATASET_REPO, DATASET_ENV = "voicerec-catalog", "VOICEREC_CATALOG"
 SPACE_REPO = "voicerec"
 SPACE_CARD = REPO_ROOT / "model_cards" / "space.md"
@@ -56,8 +55,10 @@ class Repo:
         return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
 
 
-def card_problems(readme: str | Path, repo_type: str) -> list[str]:
-    """What the Hub would miss in a card's metadata (empty list = fine). Parses like the Hub does."""
+def card_problems(readme: str | Path, repo_type: str, transformers: bool = True) -> list[str]:
+    """What the Hub would miss in a card's metadata (empty list = fine). Parses like the Hub does.
+
+    `transformers`: a model loaded with AutoModel and trust_remote_code (its card must say so)."""
     card_cls = DatasetCard if repo_type == "dataset" else ModelCard
     try:
         card = card_cls.load(readme, repo_type=repo_type)
@@ -68,11 +69,11 @@ def card_problems(readme: str | Path, repo_type: str) -> list[str]:
     if not data.get("license"):
         problems.append("no license")
     if repo_type == "model":
-        if data.get("library_name") != "transformers":
+        if transformers and data.get("library_name") != "transformers":
             problems.append("library_name is not transformers")
         if not data.get("pipeline_tag"):
             problems.append("no pipeline_tag")
-        if "custom_code" not in (data.get("tags") or []):
+        if transformers and "custom_code" not in (data.get("tags") or []):
             problems.append("tags lack custom_code")
         if not data.get("datasets"):
             problems.append("no datasets (training data)")
@@ -110,15 +111,16 @@ def _copy_repo(src: Path, dst: Path, repo_type: str, namespace: str, revision: s
     if not readme.exists():
         raise PublishError(f"{src} has no README.md card: render it from model_cards/ when exporting.")
     readme.write_text(_rename_ids(readme.read_text(), namespace, revision))
+    transformers = src.name in TRANSFORMERS_REPOS
     if repo_type == "model":
         if not list(dst.glob("*.safetensors")):
             raise PublishError(f"{src} has no .safetensors weights.")
         config = json.loads((dst / "config.json").read_text())
         missing = [f"{ref.split('.')[0]}.py" for ref in config.get("auto_map", {}).values()]
         missing = [name for name in missing if not (dst / name).exists()]
-        if "auto_map" not in config or missing:
+        if transformers and ("auto_map" not in config or missing):
             raise PublishError(f"{src}: config.json lacks auto_map or its code files {missing}.")
-    problems = card_problems(readme, repo_type)
+    problems = card_problems(readme, repo_type, transformers)
     if problems:
         raise PublishError(f"{src}/README.md: " + "; ".join(problems))
 
@@ -156,7 +158,7 @@ def _assemble_space(dst: Path, namespace: str, revision: str, variables: dict[st
 def assemble(
     out: str | Path, namespace: str = DEFAULT_NAMESPACE, revision: str = "main", hub: str | Path = HUB_DIR
 ) -> list[Repo]:
-    """Write the five repos' folders under `out` (replacing earlier ones) and check them; returns them in
+    """Write the six repos' folders under `out` (replacing earlier ones) and check them; returns them in
     push order (dataset and models before the Space that loads them). Writes `out/publish.json`."""
     out, hub = Path(out), Path(hub)
     out.mkdir(parents=True, exist_ok=True)
