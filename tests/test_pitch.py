@@ -258,6 +258,27 @@ def test_held_notes_count_vibrato_but_not_gliding_speech() -> None:
     assert held_note_seconds(_track(notes[:10])) == 0.0 < MIN_HELD_SECONDS  # shorter than one held note
 
 
+
+def test_known_singing_needs_a_melody_not_enough_held_notes_to_pass_for_singing() -> None:
+    """A studio stem whose tracker kept 1.2 s of held notes among 2.8 s of pitch (stacked harmonies between) is
+    refused as speech from a person, but is a melody for a catalog (known_singing); pitch jumping about as a
+    tracker following a scream's noise gives is refused both ways."""
+    t = np.arange(40) * 0.01
+    note = 57 + 0.4 * np.sin(2 * np.pi * 5.5 * t)
+    glide = 55 + 20 * np.abs(((np.arange(40) * 0.01 / 0.3) % 2) - 1) * 0.3
+    stem = np.concatenate([part for k in range(3) for part in (note + 2 * k, glide, np.full(10, np.nan))][:-1])
+    stem = np.concatenate([stem, glide[:20]])
+    track = _track(stem)
+    assert 1.0 < held_note_seconds(track) < MIN_HELD_SECONDS and track.voiced.sum() * 0.01 > 2.0
+    with pytest.raises(AudioInputError, match="speech"):
+        estimate_range(track)
+    sung = estimate_range(track, known_singing=True)
+    assert 55 < sung.median < 62
+    scream = _track(np.random.default_rng(0).uniform(50, 70, 600))
+    for known in (False, True):
+        with pytest.raises(AudioInputError, match="speech" if not known else "no melody"):
+            estimate_range(scream, known_singing=known)
+
 def test_tones_are_refused_as_not_a_voice_and_singing_is_not() -> None:
     """A pure sine and a buzz held at one exact pitch are refused; synthetic singing, even one held note, is not."""
     t = np.arange(10 * SR) / SR

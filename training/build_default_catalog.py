@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
 import re
 import tempfile
-from collections import Counter
 from pathlib import Path
+from string import Template
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 
 from voicerec.defaults import HUB_DIR
@@ -72,10 +74,14 @@ EDCAV_TITLES = {  # EDCAV spells titles without spaces; these need more than a C
     "ForIAmTheMoon": "For I Am The Moon",
     "MikesSulking": "Mike's Sulking",
 }
-EDCAV_LANGUAGES = {"Kaathaadi": "ta"}  # a Tamil song (its manifest says en, as for the rest of EDCAV)
+EDCAV_ARTISTS = {"Sambasevam Shanmugam chica": "Sambasevam Shanmugam"}
+"""EDCAV's artist names where they differ from the DSD100 song's own credit ("Sambasevam Shanmugam - Kaathaadi")."""
+EDCAV_LANGUAGES = {"Kaathaadi": "ta"}
+"""Kaathaadi (காத்தாடி, "kite") is a Tamil song, a Tamil film-style track in DSD100; the manifest says en for all of
+EDCAV."""
 SOURCES = {
     "edcav-dev": ("EDCAV2018 isolated vocals of DSD100 songs (Liutkus et al., SiSEC 2016; Mixing Secrets library)",
-                  "research use only, non-commercial"),
+                  "research use only (non-commercial)"),
     "gtsinger-dev": ("GTSinger (Zhang et al., NeurIPS 2024), public demo recordings", "cc-by-nc-sa-4.0"),
     "mir1k-dev": ("MIR-1K (Hsu & Jang, IEEE TASLP 2010), MIR Lab, National Tsing Hua University", "research use only"),
     "pjs": ("PJS v1.1 (Koguchi, Takamichi et al., 2020)", "cc-by-sa-4.0"),
@@ -103,7 +109,8 @@ research corpora of singing. It shows what voicerec does with real voices; it is
 a few hundred voices would be needed for that, and no entry links to the song itself.
 
 - **EDCAV2018**, $edcav entries, **each sung by the song's own artist**: $edcav of the set's 28 bands and solo
-  artists (the others' vocals fail the singing checks) singing one of their own songs, the isolated lead vocals
+  artists (the other $edcav_left sing screamed or growled metal vocals, on which no pitch track follows a melody,
+  so they have no range or key to give) singing one of their own songs, the isolated lead vocals
   of the DSD100 songs (Liutkus et al., "The 2016 Signal Separation
   Evaluation Campaign", LVA/ICA 2017; the songs come from the "Mixing Secrets" free multitrack library of Cambridge
   Music Technology), as cut into clips by the EDCAV2018 singer-classification set. Terms: non-commercial research
@@ -139,6 +146,18 @@ embeddings of each recording.
   is listed with two types. Range, tessitura and key stay per song.
 - `key` is the key the recording is sung in, estimated from its pitch track (Krumhansl-Kessler profiles), not the
   original recording's key."""
+
+
+def describe(table: pd.DataFrame, edcav_artists: int, pjs_every: int) -> str:
+    """DESCRIPTION with the built catalog's counts (`table`: its metadata columns), so the card states what the
+    build wrote."""
+    per_source = table["source"].value_counts()
+    counts = {corpus.split("-")[0]: int(per_source.get(source, 0))
+              for corpus, (source, _) in SOURCES.items()}  # fmt: skip
+    return Template(DESCRIPTION).substitute(
+        counts, edcav_left=edcav_artists - counts["edcav"], pjs_every=pjs_every, own=int(table["own_artist"].sum()),
+        untitled=int((table["title"] == UNTITLED).sum()), known=int((table["artist"] != "").sum()),
+    )
 
 
 def _lyric_line(title: str) -> str:
@@ -219,7 +238,8 @@ def catalog_rows(data: Path, audio_root: Path, pjs_every: int = 5) -> list[dict]
                 row |= {"voice": "PJS", "gender": "male"}
             else:
                 language = EDCAV_LANGUAGES.get(take["title"], row["language"])
-                row |= {"voice": take["artist"], "title": edcav_title(take["title"]), "artist": take["artist"],
+                artist = EDCAV_ARTISTS.get(take["artist"], take["artist"])
+                row |= {"voice": artist, "title": edcav_title(take["title"]), "artist": artist,
                         "own_artist": "true", "language": language}  # fmt: skip
             if song in KNOWN:
                 row["title"], row["artist"] = KNOWN[song]
@@ -240,15 +260,7 @@ def main() -> None:
         audio_root = Path(tmp) / "audio"
         audio_root.mkdir()
         rows = catalog_rows(args.data, audio_root, args.pjs_every)
-        entries = {row["song_id"]: row for row in rows}.values()
-        per_corpus = Counter(row["file"].split("/", 1)[0] for row in entries)
-        description = DESCRIPTION
-        for name, count in (("$edcav", per_corpus["edcav-dev"]), ("$gtsinger", per_corpus["gtsinger-dev"]),
-                            ("$mir1k", per_corpus["mir1k-dev"]), ("$pjs_every", args.pjs_every),
-                            ("$pjs", per_corpus["pjs"]), ("$own", sum(row["own_artist"] == "true" for row in entries)),
-                            ("$untitled", sum(row["title"] == UNTITLED for row in entries)),
-                            ("$known", sum(1 for row in entries if row["artist"]))):  # fmt: skip
-            description = description.replace(name, str(count))
+        edcav_artists = len({row["artist"] for row in rows if row["file"].startswith("edcav-dev/")})
         metadata = Path(tmp) / "songs.csv"
         with metadata.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -262,13 +274,12 @@ def main() -> None:
             weights=dict.fromkeys(EMBEDDING_NAMES, 1.0),
             card={"pretty_name": "voicerec catalog of real voices (demo, non-commercial research use)",
                   "license": "other", "license_name": "voicerec-catalog-research-noncommercial",
-                  "license_text": LICENSE_TEXT, "repo_id": "voicerec/voicerec-catalog", "description": description,
+                  "license_text": LICENSE_TEXT, "repo_id": "voicerec/voicerec-catalog",
+                  "description": functools.partial(describe, edcav_artists=edcav_artists, pjs_every=args.pjs_every),
                   "build_command": BUILD_COMMAND},
         )  # fmt: skip
-    voices = Counter(row["voice"] for row in entries)
     print(
-        f"{report.output}: {report.rows} entries from {len(voices)} singers (largest share "
-        f"{max(voices.values()) / max(report.rows, 1):.0%}), {len(rows)} takes ({report.computed} analysed, "
+        f"{report.output}: {report.rows} entries, {len(rows)} takes ({report.computed} analysed, "
         f"{report.cached} cached, {len(report.failed)} failed) in {report.seconds:.0f} s"
     )
 

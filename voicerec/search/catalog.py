@@ -249,7 +249,8 @@ def analyse_song(
         vocals = separate_song(path)
     audio = load_audio(vocals if vocals is not None else path)
     track = track_pitch(audio.samples, audio.sampling_rate)
-    sung = estimate_range(track, audio.samples, audio.sampling_rate)  # refuses too little singing to give a range
+    # refuses too little singing to give a range; a catalog's songs are singing, so no speech check (MIN_HELD_SHARE)
+    sung = estimate_range(track, audio.samples, audio.sampling_rate, known_singing=True)
     embeddings = embedder.embed(audio, track)
     return {
         "embeddings": embeddings,
@@ -402,7 +403,7 @@ def _record(takes: list[dict], result: dict, weights: dict[str, float]) -> dict:
     """The catalog row of one entry: the first take's metadata, range and key from the (pooled) pitch track."""
     row = takes[0]
     track = _track(result["f0"])
-    sung = estimate_range(track).to_dict()
+    sung = estimate_range(track, known_singing=True).to_dict()
     rec = {"song_id": row["song_id"], **{c: row[c] or "" for c in TEXT_COLUMNS}, "own_artist": row["own_artist"]}
     rec["audio_file"] = "; ".join(take["file"] for take in takes)
     rec["key"] = rec["key"] or estimate_key(track.midi)
@@ -463,10 +464,11 @@ def singer_voice_types(entries: list[tuple[dict, dict]]) -> list[str]:
     return out
 
 
-def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None:
+def _write_card(folder: Path, card: dict, voicerec_meta: dict) -> None:
     """README.md from model_cards/catalog.md, with statistics over every parquet file now in data/. A card with
     `license: other` and a `license_text` also gets LICENSE.md, which its `license_name` / `license_link` metadata
-    point to (what the Hub asks of an `other` license)."""
+    point to (what the Hub asks of an `other` license). A callable `description` is given the catalog's table
+    (those files' metadata columns), so that the counts it states are the built catalog's."""
     license_meta = ""
     if card.get("license") == "other" and card.get("license_text"):
         (folder / "LICENSE.md").write_text(card["license_text"].strip() + "\n")
@@ -482,6 +484,7 @@ def _write_card(folder: Path, card: dict[str, str], voicerec_meta: dict) -> None
         "description": "A song catalog for voicerec.",
         "build_command": "python -m voicerec catalog build AUDIO_DIR --metadata songs.csv --output DIR",
         **card,
+        **({"description": card["description"](frame)} if callable(card.get("description")) else {}),
         "entries": str(len(frame)),
         "songs": str(len(songs)),
         "own_artist": str(int(frame["own_artist"].sum())),
@@ -576,7 +579,7 @@ def build_catalog(
     separate: bool = False,
     cache: str | Path | None = None,
     weights: dict[str, float] | None = None,
-    card: dict[str, str] | None = None,
+    card: dict | None = None,
     progress: bool = True,
     engine: str = "local",
     address: str | None = None,
@@ -588,6 +591,7 @@ def build_catalog(
     only `data/train-<i>-of-<n>.parquet` (and the card) into `output`, so shards can run on several machines
     and their files be gathered into one folder. `engine="ray"` analyses the songs on a Ray cluster
     (voicerec.search.catalog_ray; `address` None starts a local one) with `num_proc` analysis actors (None: per CPU).
+    `card` fills the card's fields (`_write_card`; a callable `description` is given the built table).
     """
     start = time.perf_counter()
     audio_dir, output = Path(audio_dir), Path(output)
