@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -57,6 +58,7 @@ from training.finetune_ge2e import (
 from training.tune_weights import Fold, fisher_weights, leave_one_singer_out
 from voicerec import GE2EFeatureExtractor, GE2EModel, load_audio
 from voicerec.audio.input import AudioInputError
+from voicerec.audio.note_adjust import SHIFT_RULES
 from voicerec.audio.pitch import track_pitch
 from voicerec.embeddings import EMBEDDING_NAMES, _load
 from voicerec.tools.evaluation import MFCCEmbedder, equal_error_rate, ranking_metrics
@@ -222,12 +224,15 @@ def fused_score(
     return pooled_scores(folds, held_out), fisher_weights([f.all_queries() for f in folds])
 
 
-def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> tuple[dict, dict]:
+def compute_states(args, clips, waves, trunk, extractor, view_cfg, need_lower: bool) -> tuple[dict | None, dict]:
     """(lower, top): the window states of every dev clip and PJS song (`ClipStates`, note-adjusted copy included)
     and of the dev clips' views cut to 10 s ("plain@10", "note@10"; None where the clip is no longer), as the
-    frozen lower LSTM layers' outputs (`LowerLayers`, for training the top layer) and as GE2E's last hidden state
-    (the top layer over them, for training the projection). The LSTM pass runs once, into `--out`."""
-    lower_cache, top_cache = args.out / "lower.pkl", args.out / "states.pkl"
+    frozen lower LSTM layers' outputs (`LowerLayers`, for training the top layer; None if not `need_lower` and
+    the top is cached) and as GE2E's last hidden state (the top layer over them, for training the projection).
+    The LSTM pass runs once, into `--cache`, its note-adjusted copies shifted by the default rule ("a3")."""
+    lower_cache, top_cache = args.cache / "lower.pkl", args.cache / "states.pkl"
+    if top_cache.exists() and not need_lower:
+        return None, pickle.loads(top_cache.read_bytes())
     if lower_cache.exists():
         lower = pickle.loads(lower_cache.read_bytes())
     else:
@@ -254,6 +259,33 @@ def compute_states(args, clips, waves, trunk, extractor, view_cfg) -> tuple[dict
     return lower, top
 
 
+def note_views(args, clips, waves, trunk, extractor, rule: str) -> dict[str, list]:
+    """GE2E's last hidden states of the note-adjusted copies shifted by another `rule` (`note_adjust.shift_for`):
+    "dev" and "pjs" (the `ClipStates.note` of `compute_states`' clips) and "note@10", cached in `--cache`."""
+    cache = args.cache / f"note-{rule.replace(':', '')}.pkl"
+    if cache.exists():
+        return pickle.loads(cache.read_bytes())
+    queries = clips["dataset"].isin(DATASETS).to_numpy()
+    views = {"dev": [inference_states(trunk, extractor, w, f0, rule=rule) for w, f0 in tqdm(waves, desc=rule)]}
+    views["note@10"] = [inference_states(trunk, extractor, w[:CUT], f0, rule=rule) if len(w) > CUT and query else None
+                        for (w, f0), query in tqdm(list(zip(waves, queries, strict=True)), desc=f"{rule}@10")]
+    m = pd.read_csv(args.data / "pjs" / "manifest.csv")
+    views["pjs"] = []
+    for p in tqdm(m.loc[m["kind"] == "singing", "path"], desc=f"pjs {rule}"):
+        audio = load_audio(args.data / "pjs" / p)
+        f0 = track_pitch(audio.samples, audio.sampling_rate).f0
+        views["pjs"].append(inference_states(trunk, extractor, audio.samples, f0, rule=rule))
+    cache.write_bytes(pickle.dumps(views))
+    return views
+
+
+def with_note_views(states: dict, views: dict[str, list]) -> dict:
+    """`compute_states`' top states with the note-adjusted copies of `note_views` in place of the default's."""
+    out = {key: [dataclasses.replace(c, note=n) for c, n in zip(states[key], views[key], strict=True)]
+           for key in ("dev", "pjs")}  # fmt: skip
+    return out | {"plain@10": states["plain@10"], "note@10": views["note@10"]}
+
+
 def recipe(spec: str) -> tuple[str, dict]:
     """`config.yaml[:section.key=value,...]` -> (a name for the tables, the config with those values)."""
     path, _, overrides = spec.partition(":")
@@ -277,11 +309,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="CONFIG[:section.key=value,...]; each is run for both variants")  # fmt: skip
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
     parser.add_argument("--variants", nargs="+", default=["timbre", "expression"], choices=["timbre", "expression"])
+    rules = ", ".join(SHIFT_RULES)
+    parser.add_argument("--note-shift", default="a3", metavar="RULE",
+                        help=f"how far the note-adjusted copy is moved ({rules}; note_adjust.shift_for)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, help="where the app path and the window states are kept (--out)")
     args = parser.parse_args(argv)
+    args.cache = args.cache or args.out
     args.out.mkdir(parents=True, exist_ok=True)
     clips = dev_clips(args.data)
-    waves = cached_waves(clips["path"].tolist(), args.out / "app")
+    waves = cached_waves(clips["path"].tolist(), args.cache / "app")
     usable = np.array([w[0].size > 0 for w in waves])
     print(f"{(~usable).sum()} of {len(clips)} clips refused by the app's input checks, left out")
     clips, waves = clips[usable].reset_index(drop=True), [w for w, ok in zip(waves, usable, strict=True) if ok]
@@ -290,7 +327,12 @@ def main(argv: list[str] | None = None) -> None:
     extractor = GE2EFeatureExtractor.from_pretrained(args.ge2e)
     trunk = GE2EModel.from_pretrained(args.ge2e).eval()
     trunk.config.windows_per_second = first.get("windows_per_second", trunk.config.windows_per_second)
-    lower, states = compute_states(args, clips, waves, trunk, extractor, first["views"])
+    need_lower = any(c["train"].get("top_layer") for c in recipes.values())
+    if need_lower and args.note_shift != "a3":
+        raise SystemExit("A recipe training the top layer needs the lower layers' note views: only --note-shift a3.")
+    lower, states = compute_states(args, clips, waves, trunk, extractor, first["views"], need_lower)
+    if args.note_shift != "a3":
+        states = with_note_views(states, note_views(args, clips, waves, trunk, extractor, args.note_shift))
 
     def views_of(level: dict) -> dict[str, list[np.ndarray]]:
         plain, note = [c.plain for c in level["dev"]], [c.note for c in level["dev"]]
@@ -298,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
                for k, name, v in (("@10", "plain", plain), ("_note@10", "note", note))}  # fmt: skip
         return {"": plain, "_note": note} | cut
 
-    top_views, lower_views = views_of(states), views_of(lower)
+    top_views, lower_views = views_of(states), views_of(lower) if lower else {}
 
     def columns_of(model: GE2EModel, prefix: str, rows: np.ndarray, top_layer: bool) -> dict[str, np.ndarray]:
         """The model's clip embeddings of `rows` in every view; a model whose top layer was trained reads the
@@ -339,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
             for split in splits(clips, protocol):  # a recipe may leave whole corpora out of training
                 left_out = clips["dataset"].isin(config_of["data"].get("exclude_corpora") or []).to_numpy()
                 train_rows = np.flatnonzero(split.train & ~left_out)
-                inputs = [lower["dev"][i] for i in train_rows] + lower["pjs"]
+                inputs = [lower["dev"][i] for i in train_rows] + lower["pjs"] if lower else None
                 rows = np.unique(np.concatenate(list(split.pools.values())))
                 trained: dict[str, GE2EModel] = {}
                 for variant in args.variants:

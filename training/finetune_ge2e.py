@@ -45,9 +45,10 @@ from training.moco import POLICIES, KeyQueue, contrastive_logits, info_nce, mome
 from training.wccn import fit_wccn
 from voicerec import GE2EFeatureExtractor, GE2EModel
 from voicerec.audio.input import AudioInputError
-from voicerec.audio.note_adjust import reference_shift
+from voicerec.audio.note_adjust import NOTE_SHIFT, reference_shift
 from voicerec.audio.pitch import HOP_SECONDS, PitchTrack, track_pitch
 from voicerec.models.modeling_ge2e import window_starts
+from voicerec.tools.bench import REFERENCE, Reference, load_average
 
 
 @dataclass
@@ -177,13 +178,15 @@ def inference_states(
     wave: np.ndarray,
     f0: np.ndarray | None = None,
     encode: Encode | None = None,
+    rule: str = NOTE_SHIFT,
 ) -> np.ndarray:
     """LSTM states of the windows the model reads on `wave` at inference; on its note-adjusted copy if the wave's
-    f0 (10 ms frames) is given, shifted as `Embedder.embed` shifts it: the same extractor call and windows."""
+    f0 (10 ms frames) is given, shifted as `Embedder.embed` shifts it (by `rule`, `note_adjust.NOTE_SHIFT`): the
+    same extractor call and windows."""
     semitones = 0.0
     if f0 is not None:
         f0 = f0[: 1 + wave.size // extractor.hop_length]
-        semitones = reference_shift(PitchTrack(np.arange(f0.size) * HOP_SECONDS, f0, np.ones(f0.size)))
+        semitones = reference_shift(PitchTrack(np.arange(f0.size) * HOP_SECONDS, f0, np.ones(f0.size)), rule)
     inputs = extractor([wave], sampling_rate=extractor.sampling_rate, return_tensors="pt", semitones=[semitones],
                        f0=[f0])  # fmt: skip
     with torch.no_grad():
@@ -387,6 +390,8 @@ def main(argv: list[str] | None = None) -> None:
     model = GE2EModel.from_pretrained(first["init"]).eval()
     model.config.windows_per_second = first.get("windows_per_second", model.config.windows_per_second)
     extractor = GE2EFeatureExtractor.from_pretrained(first["init"])
+    reference = Reference()  # timed between the stages, so each stage's time is also given as a ratio to it
+    reference.run()
     start = time.monotonic()
     top_layer = any(c["train"].get("top_layer") for c in configs)
     if args.states_cache and args.states_cache.exists():
@@ -396,13 +401,16 @@ def main(argv: list[str] | None = None) -> None:
         if args.states_cache:
             args.states_cache.parent.mkdir(parents=True, exist_ok=True)
             args.states_cache.write_bytes(pickle.dumps(inputs, protocol=5))
-    print(f"window states of {len(inputs)} clips in {(time.monotonic() - start) / 60:.1f} min")
+    timings = {"states": time.monotonic() - start}
+    reference.run()
+    print(f"window states of {len(inputs)} clips in {timings['states'] / 60:.1f} min")
     frozen = [map_states(c, partial(top_states, split_lstm(model.lstm)[1])) for c in inputs] if top_layer else inputs
     from training.export_ge2e import export_encoder
 
     command = shlex.join(["python", "-m", "training.finetune_ge2e", *(argv if argv is not None else sys.argv[1:])])
     trained_by_variant: dict[str, GE2EModel] = {}
     for config in configs:
+        start = time.monotonic()
         if config["train"].get("top_layer") == "shared" and config["variant"] != "timbre":
             if "timbre" not in trained_by_variant:
                 raise SystemExit("train.top_layer 'shared': give the timbre config first, in the same run.")
@@ -411,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
             trained, log = train(config, clips, trunk=trunk)
         else:
             trained, log = train(config, frozen, inputs if top_layer else None)
+        timings[config["variant"]] = time.monotonic() - start
+        reference.run()
         trained_by_variant[config["variant"]] = trained
         # windows read at inference: fewer than in training (every other one) is cheaper and, by the
         # cross-validation, as good
@@ -418,6 +428,11 @@ def main(argv: list[str] | None = None) -> None:
         trained.config.windows_per_second = rate
         out = export_encoder(trained, config["export"]["out_dir"], config, log, command)
         print(json.dumps(log[-1]), "->", out)
+    timings["total"] = sum(timings.values())
+    for stage, seconds in timings.items():
+        print(f"{stage}: {seconds:.1f} s = {reference.ratio(seconds):.0f}x reference")
+    runs = len(reference.times)
+    print(f"reference: {REFERENCE}, {reference.seconds:.4f} s (median of {runs}); load {load_average()}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ FRAME_PERIOD_MS = 1000 * HOP_SECONDS
 UNVOICED_APERIODICITY = 1.0 - 1e-12
 """What D4C gives unvoiced frames (WORLD's 1 - kMySafeGuardMinimum)."""
 MAX_SHIFT = 24.0
+SHIFT_RULES = ("a3", "nearest-a", "cap:N")
+NOTE_SHIFT = "a3"
+"""How far the note-adjusted copy is moved: "a3", onto REFERENCE_MIDI (up to an octave and more for a high or low
+voice); "nearest-a", onto the nearest A in any octave (at most 6 semitones: the key taken out, the register kept);
+"cap:N", towards REFERENCE_MIDI by at most N semitones. Chosen by training/crossval_ge2e.py --note-shift."""
 APERIODICITY_STEP = 6
 """D4C on every sixth 10 ms frame, interpolated in between: at 16 kHz D4C measures a single band's aperiodicity,
 which changes slowly."""
@@ -111,12 +116,27 @@ def shift_pitch(samples: np.ndarray, sr: int, semitones: float, track: PitchTrac
     return y.astype(np.float32)
 
 
-def reference_shift(track: PitchTrack) -> float:
-    """Semitones that move the recording's median voiced pitch onto REFERENCE_MIDI (within +-MAX_SHIFT)."""
+def shift_for(median_midi: float, rule: str = NOTE_SHIFT) -> float:
+    """Semitones the note-adjusted copy of a recording whose median voiced pitch is `median_midi` is moved by, by
+    `rule` (see NOTE_SHIFT)."""
+    to_reference = REFERENCE_MIDI - median_midi
+    if rule == "a3":
+        return float(np.clip(to_reference, -MAX_SHIFT, MAX_SHIFT))
+    if rule == "nearest-a":
+        return float((to_reference + 6.0) % 12.0 - 6.0)
+    if rule.startswith("cap:"):
+        cap = float(rule.removeprefix("cap:"))
+        return float(np.clip(to_reference, -cap, cap))
+    raise ValueError(f"Unknown note shift rule {rule!r}: use {', '.join(SHIFT_RULES)} or cap:N.")
+
+
+def reference_shift(track: PitchTrack, rule: str = NOTE_SHIFT) -> float:
+    """Semitones that move the recording's median voiced pitch as `rule` says (by default onto REFERENCE_MIDI,
+    within +-MAX_SHIFT)."""
     midi = track.midi[track.voiced]
     if midi.size == 0:
         raise AudioInputError("No sung pitch was found, so the recording cannot be moved onto the reference note.")
-    return float(np.clip(REFERENCE_MIDI - np.median(midi), -MAX_SHIFT, MAX_SHIFT))
+    return shift_for(float(np.median(midi)), rule)
 
 
 def adjust_to_reference(samples: np.ndarray, sr: int, track: PitchTrack | None = None) -> tuple[np.ndarray, float]:
