@@ -221,8 +221,10 @@ class Recommender:
         voice = decide_voice_type(sung, embeddings, self.voice_classifier)
         sung.voice_type = voice.label
         warnings = list(audio.warnings)
+        start = time.perf_counter()
         if accompaniment.measure(audio.samples, audio.sampling_rate, track).detected:
             warnings.append(accompaniment.WARNING)
+        timings["accompaniment"] = time.perf_counter() - start
         if self.voice_classifier is None and self.voice_note:
             warnings.append(f"Voice type from pitch and formants only: {self.voice_note}.")
         if self.stale:
