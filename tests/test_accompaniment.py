@@ -77,6 +77,8 @@ def test_accepted_singing_over_music_is_warned(recommender, monkeypatch):
 
     monkeypatch.setattr(separation, "available", lambda: False)
     assert "demucs" not in accompaniment.advice()
+    with pytest.raises(separation.SeparationError, match="pip install demucs"):  # asked for, it says what to do
+        recommender.recommend((SR, mix), top=2, separate=True)
     monkeypatch.setattr(separation, "available", lambda: True)
     assert "demucs" in accompaniment.advice() and "internet" in accompaniment.advice()
 

@@ -15,14 +15,14 @@ import numpy as np
 DEMUCS_MODEL = "htdemucs"
 
 INSTALL_HINT = (
-    "Vocals separation needs demucs: `pip install demucs` (it downloads its weights once, on first use), or "
-    "separate the vocals yourself and build the catalog from the vocal stems without --separate."
+    "Vocals separation needs demucs: `pip install demucs` (it downloads its weights once, on first use, which "
+    "needs the internet), or separate the vocals yourself and use the vocal stems without --separate."
 )
 WEIGHTS_HINT = (
     f"demucs is installed but could not load its '{DEMUCS_MODEL}' weights, which it downloads once into torch's "
     "hub cache (~/.cache/torch/hub/checkpoints). Run `demucs --two-stems vocals ANY_SONG.mp3` once on a machine "
     "with internet and copy that folder here, or separate the vocals elsewhere (`demucs --two-stems vocals "
-    "SONG.mp3`) and build the catalog from the vocal stems without --separate."
+    "SONG.mp3`) and use the vocal stems without --separate."
 )
 
 
