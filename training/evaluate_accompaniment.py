@@ -8,8 +8,9 @@ studio vocals) and pjs (singing and speech), its first 30 s, as the product read
 channel only), so the mixes are real voices over `voicerec.audio.synth.backing_track` (chords, bass, drums in the
 voice's key) at 0, +6 and +12 dB voice-to-music: every gtsinger-dev singing take and every `--every`-th mir1k-dev
 and pjs song. Each recording gets what the product tells its singer: refused for music, refused otherwise (speech,
-too little singing...), or accepted, with or without the music warning. Shares with 95 % bootstrap intervals over
-singers. Writes `--out`/cues.csv (one row per recording; computed from the corpora: keep it out of the project).
+too little singing...), or accepted, with or without the music warning;
+and whether a live take would show the music hint at some point (`live_hint`). Shares with 95 % bootstrap intervals
+over singers. Writes `--out`/cues.csv (one row per recording; computed from the corpora: keep it out of the project).
 """
 
 from __future__ import annotations
@@ -24,24 +25,39 @@ from tqdm.auto import tqdm
 
 from voicerec.audio import accompaniment
 from voicerec.audio.input import MODEL_RATE, AudioInputError, load_audio
-from voicerec.audio.pitch import track_pitch
+from voicerec.audio.pitch import HOP_SECONDS, PitchTrack, track_pitch
 from voicerec.audio.synth import backing_track
 from voicerec.audio.vocal_range import estimate_range, held_note_seconds
+from voicerec.live import HOP, MUSIC_SECONDS
 
 CORPORA = ("gtsinger-dev", "mir1k-dev", "edcav-dev", "pjs")
 RATIOS_DB = (0, 6, 12)
 
 
+def live_hint(x: np.ndarray) -> bool:
+    """Whether a live take of `x` would show the music hint at some point: `accompaniment.measure` on the last
+    `MUSIC_SECONDS` once a second, as `LiveSession` decides it (here on the whole take's pitch track, cut)."""
+    track = track_pitch(x, MODEL_RATE)
+    width = int(round(MUSIC_SECONDS / HOP_SECONDS))
+    for end in range(width, len(track.f0) + 1, int(round(1.0 / HOP_SECONDS))):
+        part = slice(end - width, end)
+        recent = PitchTrack(track.times[part] - track.times[end - width], track.f0[part], track.confidence[part])
+        if accompaniment.measure(x[(end - width) * HOP : end * HOP], MODEL_RATE, recent).detected:
+            return True
+    return False
+
+
 def told(x: np.ndarray) -> dict:
     """What the product says of this recording (16 kHz mono), with the cues."""
+    hint = {"live_hint": live_hint(x)}
     try:
         audio = load_audio((MODEL_RATE, x))
     except AudioInputError:
-        return {"outcome": "refused: no singing"}
+        return hint | {"outcome": "refused: no singing"}
     track = track_pitch(audio.samples, audio.sampling_rate)
     cues = accompaniment.measure(audio.samples, audio.sampling_rate, track)
-    row = {"below_voice": cues.below_voice, "off_voice": cues.off_voice, "detected": cues.detected,
-           "held": held_note_seconds(track)}  # fmt: skip
+    row = hint | {"below_voice": cues.below_voice, "off_voice": cues.off_voice, "detected": cues.detected,
+                  "held": held_note_seconds(track)}  # fmt: skip
     try:
         estimate_range(track, audio.samples, audio.sampling_rate)
     except AudioInputError as exc:
@@ -90,8 +106,9 @@ def main() -> None:
     frame["flagged"] = frame["outcome"].isin(["refused: music", "accepted, music warning"])
     frame["told_music"] = frame["outcome"] == "refused: music"
     frame["told_other"] = frame["outcome"] == "refused: other"
-    print("| recordings | n | singers | music said (refused or warned) | refused for music | refused otherwise |")
-    print("|---|---|---|---|---|---|")
+    print("| recordings | n | singers | music said (refused or warned) | refused for music | refused otherwise | "
+          "live hint shown |")
+    print("|---|---|---|---|---|---|---|")
     groups = [(f"{c} {k}, clean", frame[(frame.corpus == c) & (frame.kind == k) & (frame.mix == "clean")])
               for c in CORPORA for k in ("singing", "speech")]  # fmt: skip
     groups += [(f"voices over music, {m}", frame[frame.mix == m]) for m in (f"+{r} dB" for r in RATIOS_DB)]
@@ -100,7 +117,8 @@ def main() -> None:
     for name, part in groups:
         if len(part):
             print(f"| {name} | {len(part)} | {part.singer.nunique()} | {_interval(part, 'flagged', rng)} | "
-                  f"{_interval(part, 'told_music', rng)} | {_interval(part, 'told_other', rng)} |")  # fmt: skip
+                  f"{_interval(part, 'told_music', rng)} | {_interval(part, 'told_other', rng)} | "
+                  f"{_interval(part, 'live_hint', rng)} |")  # fmt: skip
     refused = frame[(frame.mix != "clean") & frame.outcome.str.startswith("refused")]
     print(f"\nmixes refused: {len(refused)}; of them told it is the music: {refused.told_music.mean():.3f}")
     clean = frame[frame.mix == "clean"]
