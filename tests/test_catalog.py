@@ -100,9 +100,11 @@ def test_other_weights_are_not_served_from_the_cache(built, songs, tiny_encoders
 def test_other_license_gets_its_terms_file_and_hub_metadata(built, songs, tiny_encoders, tmp_path):
     _, cache, _ = built
     out = tmp_path / "licensed"
-    card = {"license": "other", "license_name": "demo-terms", "license_text": "# Terms\n\nResearch use only."}
+    card = {"license": "other", "license_name": "demo-terms", "license_text": "# Terms\n\nResearch use only.",
+            "description": lambda table: f"Built: {len(table)} entries, {int(table['own_artist'].sum())} own artist."}
     report = build_catalog(songs, out, songs / "songs.csv", cache=cache, progress=False, card=card, **tiny_encoders)
     assert report.cached == len(SONGS)
+    assert f"Built: {len(SONGS)} entries, 0 own artist." in (out / "README.md").read_text()  # the built table's counts
     header = yaml.safe_load((out / "README.md").read_text().split("---")[1])
     assert (header["license"], header["license_name"], header["license_link"]) == ("other", "demo-terms", "LICENSE.md")
     assert (out / "LICENSE.md").read_text() == "# Terms\n\nResearch use only.\n"
@@ -204,3 +206,17 @@ def test_rebuilt_in_place_loads_as_rebuilt(built, songs, tiny_encoders, tmp_path
     assert datasets.load_dataset(str(out), split="train", cache_dir=hf_cache)["song_id"] == ["s0"]
     assert len(Catalog.load(out)) == 1
     assert len(list((out / "data").glob("*.parquet"))) == 1
+
+
+def test_default_catalog_card_states_the_built_counts():
+    """The default catalog's description is filled from the table the build wrote, not from the songs it tried."""
+    import pandas as pd
+
+    from training.build_default_catalog import SOURCES, describe
+
+    edcav, gtsinger = SOURCES["edcav-dev"][0], SOURCES["gtsinger-dev"][0]
+    table = pd.DataFrame({"source": [edcav] * 3 + [gtsinger], "own_artist": [True] * 3 + [False],
+                          "title": ["A", "B", "C", "untitled"], "artist": ["x", "y", "z", ""]})  # fmt: skip
+    text = describe(table, edcav_artists=5, pjs_every=5)
+    assert "**EDCAV2018**, 3 entries" in text and "the other 2 sing screamed" in text
+    assert "**GTSinger**, 1 entries" in text and "**MIR-1K**, 0 entries" in text and "(3 entries)" in text

@@ -103,14 +103,15 @@ def _catalog_build(args: argparse.Namespace) -> int:
 
 def _recommend(args: argparse.Namespace) -> int:
     """Rank the catalog for one recording: a table, or --json."""
+    from .audio.separation import SeparationError
     from .recommender import Recommender
 
     recommender = Recommender.from_pretrained(args.timbre_model, args.expression_model, args.mood_model,
                                               args.catalog)  # fmt: skip
     try:
         result = recommender.recommend(args.audio, args.top, args.weights, args.range_weight,
-                                       languages=args.language)
-    except AudioInputError as exc:
+                                       languages=args.language, separate=args.separate)
+    except (AudioInputError, SeparationError) as exc:
         print(f"{args.audio}: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -215,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rec.add_argument("--language", type=lambda v: [c for c in v.split(",") if c.strip()], default=None,
                      metavar="CODES", help="only songs in these languages, e.g. en,ko (default: all)")
+    rec.add_argument("--separate", action="store_true",
+                     help="sung over music: take the vocals out first (demucs; it downloads its weights once)")
     rec.set_defaults(func=_recommend)
     ev = sub.add_parser("evaluate", help="song-disjoint singer retrieval of models and baselines on a manifest folder")
     ev.add_argument("data_dir", help="folder with manifest.csv (path, singer, song, take, kind, ...)")

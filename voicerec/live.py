@@ -33,6 +33,7 @@ import numpy as np
 import soxr
 import torch
 
+from .audio import accompaniment
 from .audio.input import (
     FRAME_SECONDS,
     MODEL_RATE,
@@ -74,6 +75,8 @@ FLOOR_TOLERANCE_DB = 1.0
 REDO_PER_PUSH = 6
 """Stale windows redone per chunk, oldest first, beside the new ones (the LSTM's cost grows slowly with the batch)."""
 TRACE_SECONDS = 8.0
+MUSIC_SECONDS = 5.0
+"""The live hint about music behind the voice reads the last this many seconds, once a second."""
 MIN_NEW_FRAMES = 10
 
 
@@ -148,6 +151,8 @@ class LiveSession:
         self.trunks = self._trunks()
         self.timings: dict[str, float] = {"push": 0.0, "lstm": 0.0}
         self._live: tuple[PitchTrack, int] = (PitchTrack(np.zeros(0), np.zeros(0), np.zeros(0)), 0)
+        self._music_at = 0.0  # when the music hint was last decided (seconds of audio) and what it said
+        self._music = False
 
     def _trunks(self) -> list[_Trunk]:
         """The GE2E encoders grouped by LSTM; empty if an encoder is not GE2E (then `finish` embeds as a batch)."""
@@ -530,7 +535,20 @@ class LiveSession:
             hints.append("Too quiet: sing louder or closer to the microphone.")
         if self._levels > 200 and _dynamic_range_db(self._db[: self._levels]) < NOISY_BELOW_DB:
             hints.append("Noisy: the voice hardly stands out of the background; find a quieter room.")
+        if self.seconds >= MUSIC_SECONDS and self.seconds - self._music_at >= 1.0:
+            self._music_at, self._music = self.seconds, self._music_behind()
+        if self._music:
+            hints.append("Music behind your voice: sing without it, or listen to it on headphones.")
         return hints
+
+    def _music_behind(self) -> bool:
+        """`accompaniment` on the last MUSIC_SECONDS of audio and of the live pitch track."""
+        track, first = self._live
+        start = max(first, self._n // HOP - int(MUSIC_SECONDS / HOP_SECONDS))
+        part = slice(start - first, None)
+        times = track.times[part] - (start - first) * HOP_SECONDS  # from the segment's start
+        recent = PitchTrack(times, track.f0[part], track.confidence[part])
+        return accompaniment.measure(self._y[start * HOP : self._n], MODEL_RATE, recent).detected
 
 
 def _raise_factor(extractor, samples: np.ndarray) -> float:

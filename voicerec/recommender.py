@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .audio import accompaniment
 from .audio.input import VoiceAudio, load_audio
 from .audio.pitch import PitchTrack, track_pitch
 from .audio.range_test import MeasuredRange
@@ -176,15 +177,24 @@ class Recommender:
         self.recommend((rate, sing(scale_melody(50, n_notes=12, seconds=0.5), VOICES["baritone"], rate)), top=1)
 
     def analyse(
-        self, audio: str | Path | tuple[int, np.ndarray] | VoiceAudio, measured_range: MeasuredRange | None = None
+        self,
+        audio: str | Path | tuple[int, np.ndarray] | VoiceAudio,
+        measured_range: MeasuredRange | None = None,
+        separate: bool = False,
     ) -> VoiceProfile:
         """Range, voice type and embeddings of a recording (raises AudioInputError for unusable input).
 
         `measured_range` (a guided range test's lowest and highest comfortable notes) replaces the range the
-        recording shows, for the voice type and every song's range fit."""
+        recording shows, for the voice type and every song's range fit. `separate`: sung over music, so take the
+        vocals out first (demucs, `voicerec.audio.separation`; SeparationError where it is not available)."""
         timings: dict[str, float] = {}
         start = time.perf_counter()
         if not isinstance(audio, VoiceAudio):
+            if separate:
+                from .audio.separation import separate_recording
+
+                audio = separate_recording(audio)
+                timings["separation"] = time.perf_counter() - start
             audio = load_audio(audio)
         timings["load"] = time.perf_counter() - start
         start = time.perf_counter()
@@ -211,6 +221,10 @@ class Recommender:
         voice = decide_voice_type(sung, embeddings, self.voice_classifier)
         sung.voice_type = voice.label
         warnings = list(audio.warnings)
+        start = time.perf_counter()
+        if accompaniment.measure(audio.samples, audio.sampling_rate, track).detected:
+            warnings.append(accompaniment.WARNING)
+        timings["accompaniment"] = time.perf_counter() - start
         if self.voice_classifier is None and self.voice_note:
             warnings.append(f"Voice type from pitch and formants only: {self.voice_note}.")
         if self.stale:
@@ -229,12 +243,13 @@ class Recommender:
         distinct_titles: bool = True,
         languages: Collection[str] | None = None,
         measured_range: MeasuredRange | None = None,
+        separate: bool = False,
     ) -> Recommendations:
         """The `top` songs for the singer of `audio`; `weights` override the default embedding weights;
         `languages` (codes such as "en") keeps only songs sung in those languages; `measured_range` (a range
-        test's notes) stands for the recording's range."""
+        test's notes) stands for the recording's range; `separate` takes the vocals out of music first."""
         start = time.perf_counter()
-        profile = self.analyse(audio, measured_range)
+        profile = self.analyse(audio, measured_range, separate)
         return self.rank_profile(profile, start, top, weights, range_weight, distinct_titles, languages)
 
     def rank_profile(

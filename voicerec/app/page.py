@@ -13,6 +13,8 @@ import pandas as pd
 
 from voicerec import MAX_SECONDS, AudioInputError, load_audio
 from voicerec.app.plots import breakdown_frame, range_keyboard
+from voicerec.audio.separation import SeparationError, separate_recording
+from voicerec.audio.separation import available as separation_available
 from voicerec.audio.vocal_range import note_name
 from voicerec.embeddings import DEFAULT_WEIGHTS, EMBEDDING_NAMES
 from voicerec.recommender import Recommendations, Recommender
@@ -133,11 +135,12 @@ def make_recommend(recommender: Recommender):
         expression_note: float = DEFAULT_WEIGHTS["expression_note"],
         mood: float = DEFAULT_WEIGHTS["mood"],
         languages: list[str] | None = None,
+        separate: bool = False,
     ):
         """Recommend songs for a recording: table, per-embedding breakdown, range keyboard, summary and JSON.
 
         The five weights are relative (the library scales them to sum 1); `languages` (codes, none: all) keeps
-        only songs in those languages.
+        only songs in those languages; `separate` takes the voice out of music first (where demucs is installed).
         """
         if not recording:
             raise gr.Error("Record or upload about 10 seconds of singing first.", print_exception=False)
@@ -151,10 +154,12 @@ def make_recommend(recommender: Recommender):
         if sum(weights.values()) <= 0:
             raise gr.Error("Set at least one embedding weight above zero.", print_exception=False)
         try:
-            audio = load_audio(recording)
+            audio = load_audio(separate_recording(recording) if separate else recording)
             result = recommender.recommend(audio, top=int(top), weights=weights, languages=languages or None)
         except AudioInputError as exc:  # a problem with the recording: say what to do, as the library worded it
             raise gr.Error(str(exc), title="Can't use this recording", print_exception=False) from None
+        except SeparationError as exc:
+            raise gr.Error(str(exc), title="Can't take the voice out of the music", print_exception=False) from None
         except Exception:  # a bug, not the singer's fault: keep the traceback in the log, not on their screen
             logger.exception("recommendation failed for %s", recording)
             raise gr.Error(
@@ -191,6 +196,10 @@ def build_demo(recommender: Recommender, examples_dir: Path | None = None) -> gr
                     elem_id="languages",
                 )
                 remembered = gr.BrowserState([], storage_key="voicerec-languages")
+                separate = gr.Checkbox(  # in the API everywhere; on the page where demucs is installed
+                    False, label="Take my voice out of the music (demucs; needs the internet once for its weights)",
+                    visible=separation_available(), elem_id="separate",
+                )
                 button = gr.Button("Find my songs", variant="primary", elem_id="find-songs")
                 found = examples_dir.glob("*") if examples_dir else []
                 examples = sorted(p for p in found if p.suffix in AUDIO_SUFFIXES)
@@ -231,7 +240,7 @@ def build_demo(recommender: Recommender, examples_dir: Path | None = None) -> gr
             details = gr.JSON(label="Recommendations")
         button.click(
             make_recommend(recommender),
-            inputs=[recording, top, *weights, language],
+            inputs=[recording, top, *weights, language, separate],
             outputs=[table, chart, keys, summary, details],
             api_name="recommend",
         )

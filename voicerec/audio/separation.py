@@ -7,6 +7,7 @@ hub cache, which needs the internet once.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import librosa
 import numpy as np
@@ -14,14 +15,14 @@ import numpy as np
 DEMUCS_MODEL = "htdemucs"
 
 INSTALL_HINT = (
-    "Vocals separation needs demucs: `pip install demucs` (it downloads its weights once, on first use), or "
-    "separate the vocals yourself and build the catalog from the vocal stems without --separate."
+    "Vocals separation needs demucs: `pip install demucs` (it downloads its weights once, on first use, which "
+    "needs the internet), or separate the vocals yourself and use the vocal stems without --separate."
 )
 WEIGHTS_HINT = (
     f"demucs is installed but could not load its '{DEMUCS_MODEL}' weights, which it downloads once into torch's "
     "hub cache (~/.cache/torch/hub/checkpoints). Run `demucs --two-stems vocals ANY_SONG.mp3` once on a machine "
     "with internet and copy that folder here, or separate the vocals elsewhere (`demucs --two-stems vocals "
-    "SONG.mp3`) and build the catalog from the vocal stems without --separate."
+    "SONG.mp3`) and use the vocal stems without --separate."
 )
 
 
@@ -48,6 +49,20 @@ def _model():
         return get_model(DEMUCS_MODEL).eval()
     except Exception as exc:  # offline, blocked download, corrupt cache: all end the same way for the user
         raise SeparationError(f"{WEIGHTS_HINT} Cause: {exc}") from exc
+
+
+def separate_recording(source: str | Path | tuple[int, np.ndarray], seconds: float = 180.0) -> tuple[int, np.ndarray]:
+    """(sampling rate, vocals) of a file or a (rate, samples) microphone tuple: its first `seconds` through demucs,
+    ready for `load_audio`. Raises SeparationError (with what to do) where demucs or its weights are missing."""
+    _model()  # fail before decoding
+    if isinstance(source, tuple):
+        from .input import _from_array
+
+        rate, data = int(source[0]), _from_array(int(source[0]), source[1])[: int(seconds * source[0])]
+    else:
+        mix, rate = librosa.load(str(source), sr=None, mono=False, duration=seconds)
+        data = mix.T if mix.ndim == 2 else mix
+    return int(rate), separate_vocals(data, int(rate))
 
 
 def separate_vocals(samples: np.ndarray, sr: int) -> np.ndarray:

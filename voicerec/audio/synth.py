@@ -184,3 +184,48 @@ def scale_melody(tonic_midi: int, n_notes: int = 16, seconds: float = 0.5, seed:
         degree = int(np.clip(degree + rng.integers(-2, 3), 0, len(steps) - 1))
         notes.append((float(tonic_midi + steps[degree]), seconds))
     return notes
+
+
+def backing_track(tonic_midi: int, seconds: float, sr: int = 16000, bpm: float = 100.0, seed: int = 0) -> np.ndarray:
+    """A karaoke-like accompaniment in the major key of `tonic_midi`: I-V-vi-IV chords (decaying harmonic tones,
+    like a piano), a bass on each chord's root in the octave E1..E2, and drums (kick on beats 1 and 3, snare
+    on 2 and 4, hi-hat on every half beat). For tests of singing over music: mix it under `sing`'s output.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    out = np.zeros(n)
+    beat = 60.0 / bpm
+    t_note = np.arange(int(4 * beat * sr)) / sr  # one bar per chord
+
+    def tone(midi: float, decay: float, harmonics: int) -> np.ndarray:
+        f = float(midi_to_hz(midi))
+        h = np.arange(1, harmonics + 1)
+        h = h[h * f < sr / 2 - 200]
+        wave = (np.sin(2 * np.pi * f * h[:, None] * t_note + rng.uniform(0, 6.28, (len(h), 1))) / h[:, None]).sum(0)
+        return wave * np.exp(-t_note / decay) * np.minimum(1.0, t_note / 0.005)
+
+    progression = [(0, 4, 7), (7, 11, 14), (9, 12, 16), (5, 9, 12)]  # I, V, vi, IV as semitones above the tonic
+    bar = len(t_note)
+    for i, start in enumerate(range(0, n, bar)):
+        chord = progression[i % len(progression)]
+        seg = min(bar, n - start)
+        pad = sum(tone(tonic_midi + s, 1.5, 8) for s in chord) / 3
+        root = tonic_midi + chord[0] % 12
+        bass = tone(root - 12 * np.ceil((root - 40) / 12), 0.6, 6)[: bar // 2]  # E1..E2, a bass guitar's lowest octave
+        out[start : start + seg] += 0.5 * pad[:seg]
+        for half in (0, bar // 2):  # the bass plays each half bar
+            part = min(bar // 2, n - start - half)
+            if part > 0:
+                out[start + half : start + half + part] += 0.8 * bass[:part]
+    t_hit = np.arange(int(0.25 * sr)) / sr
+    kick = np.sin(2 * np.pi * np.cumsum(50 + 70 * np.exp(-t_hit / 0.03)) / sr) * np.exp(-t_hit / 0.12)
+    noise = rng.standard_normal(len(t_hit))
+    snare = (noise * 0.7 + np.sin(2 * np.pi * 190 * t_hit)) * np.exp(-t_hit / 0.06)
+    hat = np.diff(noise, prepend=0.0) * np.exp(-t_hit / 0.015)
+    for k, start in enumerate(np.arange(0, seconds, beat / 2)):
+        i = int(start * sr)
+        for hit, level, when in ((kick, 1.0, k % 4 == 0), (snare, 0.6, k % 4 == 2), (hat, 0.15, True)):
+            if when:
+                part = min(len(hit), n - i)
+                out[i : i + part] += level * hit[:part]
+    return (out / (np.abs(out).max() + 1e-9) * 0.5).astype(np.float32)

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 import librosa
 import numpy as np
 
+from . import accompaniment
 from .formants import fourth_formant, harmonic_share
 from .input import MODEL_RATE, AudioInputError
 from .pitch import PitchTrack
@@ -158,6 +159,13 @@ def steady_share(track: PitchTrack) -> float:
     return float(np.mean(np.abs(midi - np.median(midi)) < STEADY_CENTS / 100)) if midi.size else 0.0
 
 
+def _music_behind(samples: np.ndarray | None, sr: int, track: PitchTrack) -> None:
+    """Raise the accompaniment advice if the recording that failed a singing check has music behind the voice: the
+    music, not the singer, is why too little singing was found (`voicerec.audio.accompaniment`)."""
+    if samples is not None and accompaniment.measure(samples, sr, track).detected:
+        raise AudioInputError(accompaniment.advice())
+
+
 def estimate_range(
     track: PitchTrack, samples: np.ndarray | None = None, sr: int = MODEL_RATE, known_singing: bool = False
 ) -> VocalRange:
@@ -170,6 +178,7 @@ def estimate_range(
     midi = track.midi[track.voiced]
     seconds = float(midi.size * track.hop_seconds)
     if seconds < MIN_PITCHED_SECONDS:
+        _music_behind(samples, sr, track)
         raise AudioInputError(
             f"Only {seconds:.1f} s of clearly pitched singing were found; sing held notes (vowels, not speech) "
             f"for at least {MIN_PITCHED_SECONDS:.0f} s, about 10 s works best."
@@ -180,16 +189,14 @@ def estimate_range(
     if steady_share(track) > MAX_STEADY_SHARE:
         raise AudioInputError(not_voice.format("one unwavering electronic tone"))
     held = held_note_seconds(track)
-    if known_singing:
-        if held < MIN_HELD_SHARE * seconds:
-            raise AudioInputError(
-                f"Only {held:.1f} of its {seconds:.1f} s of pitch are held notes: the pitch track follows no "
-                f"melody (screamed or heavily distorted vocals?), so it gives no range."
-            )
-    elif held < MIN_HELD_SECONDS:
+    if held < (MIN_HELD_SHARE * seconds if known_singing else MIN_HELD_SECONDS):
+        _music_behind(samples, sr, track)
         raise AudioInputError(
-            f"Only {held:.1f} s of held notes were found: this sounds like speech rather than singing. Sing a "
-            f"melody with held notes (vowels) for about 10 s."
+            f"Only {held:.1f} of its {seconds:.1f} s of pitch are held notes: the pitch track follows no melody "
+            f"(screamed or heavily distorted vocals?), so it gives no range."
+            if known_singing
+            else f"Only {held:.1f} s of held notes were found: this sounds like speech rather than singing. Sing "
+            f"a melody with held notes (vowels) for about 10 s."
         )
     low, t_low, median, t_high, high = np.percentile(
         midi, [RANGE_PERCENTILES[0], TESSITURA_PERCENTILES[0], 50.0, TESSITURA_PERCENTILES[1], RANGE_PERCENTILES[1]]

@@ -233,10 +233,9 @@ def group_takes(rows: list[dict]) -> dict[str, list[dict]]:
 
 def separate_song(path: Path) -> tuple[int, np.ndarray]:
     """(sampling rate, vocals) of a full mix: its first 180 s through demucs."""
-    from ..audio.separation import separate_vocals
+    from ..audio.separation import separate_recording
 
-    mix, sr = librosa.load(str(path), sr=None, mono=False, duration=180.0)
-    return int(sr), separate_vocals(mix.T if mix.ndim == 2 else mix, sr)
+    return separate_recording(path)
 
 
 def analyse_song(
