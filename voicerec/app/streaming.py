@@ -1,0 +1,98 @@
+"""The page's live mode: the microphone's chunks go into one `voicerec.live.LiveSession` per browser tab, each
+chunk answered with what the singer should see (pitch trace, current note, level, hints, the notes sung so far on
+a keyboard), and Stop answered with the songs, from what the session already analysed.
+
+Why a `Take` in `gr.State`: Gradio keeps one State value per tab (session hash), so singers at once never share a
+session, and calls its delete callback when the tab is gone; the callback drops the audio and the LSTM states
+(megabytes per minute) at once, while Gradio itself would keep a closed tab's values for an hour. A lock serialises
+a tab's last chunk and its Stop, which Gradio may run at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voicerec import MAX_SECONDS
+from voicerec.audio.range_test import MeasuredRange, RangeTest
+from voicerec.live import LiveSession, LiveUpdate
+from voicerec.recommender import Recommendations, Recommender
+
+LIVE_TAKES: weakref.WeakValueDictionary[int, Take] = weakref.WeakValueDictionary()
+"""The takes holding a session in this process (id -> take): what the delete callback frees, and tests count."""
+
+
+@dataclass
+class Take:
+    """One tab's live recording: its session, the last update shown, and what a range test measured."""
+
+    session: LiveSession | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    update: LiveUpdate | None = None
+    chunks: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    last_chunk: float | None = None
+    range_test: RangeTest | None = None
+    fed_until: float = -1.0
+
+    def __post_init__(self) -> None:
+        LIVE_TAKES[id(self)] = self
+
+    @property
+    def finished(self) -> bool:
+        return self.session is None or self.session.finished is not None
+
+    def push(self, rate: int, samples: np.ndarray) -> LiveUpdate | None:
+        """Add a chunk; None once the take is over (a chunk can arrive after Stop) or at the length limit."""
+        with self.lock:
+            if self.finished or self.session.seconds >= MAX_SECONDS:
+                return None
+            self.update = self.session.push(rate, samples)
+            self.chunks += 1
+            self.last_chunk = time.perf_counter()
+            if self.range_test is not None:
+                self._feed_range_test(self.update)
+            return self.update
+
+    def _feed_range_test(self, update: LiveUpdate) -> None:
+        new = update.times > self.fed_until
+        if np.any(new):
+            self.range_test.feed(update.midi[new])
+            self.fed_until = float(update.times[-1])
+
+    def finish(self, recommender: Recommender, top: int, weights: dict[str, float], languages: list[str] | None,
+               measured_range: MeasuredRange | None) -> Recommendations:  # fmt: skip
+        """The songs for the take (the language filter applied to the finished profile, which `finish` lacks)."""
+        with self.lock:
+            if self.session is None:
+                raise RuntimeError("This take was dropped.")
+            start = time.perf_counter()
+            result = self.session.finish(top=top, weights=weights, measured_range=measured_range)
+            if languages:
+                result = recommender.rank_profile(result.profile, start, top, weights, languages=languages)
+            return result
+
+    def close(self) -> None:
+        """Drop the session (audio, pitch, LSTM states); the take stays a small empty shell."""
+        with self.lock:
+            self.session = None
+            self.range_test = None
+        LIVE_TAKES.pop(id(self), None)
+
+
+def drop_take(take: Take | None) -> None:
+    """gr.State's delete callback: the tab is gone (or its state expired), so its take is dropped."""
+    if isinstance(take, Take):
+        take.close()
+
+
+def new_take(recommender: Recommender, pitch_only: bool = False) -> Take:
+    """A take for a new recording; `pitch_only` (the range test) skips the encoder windows."""
+    session = LiveSession(recommender)
+    if pitch_only:
+        session.trunks = []  # no encoder windows while singing: a range test needs the pitch alone
+    return Take(session)
