@@ -18,7 +18,7 @@ import pandas as pd
 from voicerec import MAX_SECONDS, AudioInputError, load_audio
 from voicerec.app.plots import breakdown_frame, level_meter, pitch_trace, range_keyboard, sung_keyboard
 from voicerec.app.streaming import Take, drop_take, new_take
-from voicerec.audio.range_test import MeasuredRange
+from voicerec.audio.range_test import MeasuredRange, RangeTest
 from voicerec.audio.vocal_range import note_name
 from voicerec.embeddings import DEFAULT_WEIGHTS, EMBEDDING_NAMES
 from voicerec.live import LiveUpdate
@@ -174,14 +174,16 @@ def show(result: Recommendations, warnings: list[str] = ()) -> tuple:
     return results_table(result), breakdown(result), keyboard(result), voice_summary(result), result.to_dict()
 
 
-def live_view(update: LiveUpdate | None, hints: list[str] = ()) -> str:
-    """What the singer watches while singing: the level meter, what to change (if anything), the pitch trace."""
+def live_view(update: LiveUpdate | None, hints: list[str] = (), take: Take | None = None) -> str:
+    """What the singer watches while singing: the level meter, what to change (if anything), the pitch trace.
+    `take` adds how many chunks arrived over how long (`data-chunks`, `data-wall`), to compare with the audio."""
     if update is None:
         return LIVE_WAITING
     notes = "".join(f'<div class="live-hint" style="color:#d62728">⚠ {escape(h)}</div>' for h in
                     dict.fromkeys([*update.hints, *hints]))  # fmt: skip
+    arrival = f' data-chunks="{take.chunks}" data-wall="{take.wall_seconds:.2f}"' if take is not None else ""
     return (
-        f'<div class="live-view" data-seconds="{update.seconds:.2f}">'
+        f'<div class="live-view" data-seconds="{update.seconds:.2f}"{arrival}>'
         f"{level_meter(update.level_db, update.peak)}{notes}"
         f"{pitch_trace(update.times, update.midi, update.note, update.cents)}</div>"
     )
@@ -244,8 +246,8 @@ def make_live(recommender: Recommender):
             update = take.push(int(rate), np.asarray(samples))
         if update is None:
             limit = f"That is {MAX_SECONDS:.0f} s, all that is used: press Stop for your songs."
-            return take, live_view(take.update, [limit]), gr.skip()
-        return take, live_view(update), live_keyboard(update)
+            return take, live_view(take.update, [limit], take), gr.skip()
+        return take, live_view(update, take=take), live_keyboard(update)
 
     def stop(
         take: Take | None,
@@ -270,6 +272,81 @@ def make_live(recommender: Recommender):
     return start, chunk, stop
 
 
+def range_view(take: Take | None) -> str:
+    """The range test's pitch trace, with the notes held so far."""
+    if take is None or take.range_test is None or take.update is None:
+        return LIVE_WAITING
+    held = "".join(f'<span class="held" data-step="{step}" data-note="{note_name(m)}" style="margin-right:1em">'
+                   f"{step}: <b>{note_name(m)}</b></span>" for step, m in take.range_test.notes.items())  # fmt: skip
+    return f'<div class="range-held">{held or "No steady note yet."}</div>{live_view(take.update, take=take)}'
+
+
+def make_range_test(recommender: Recommender):
+    """The range test's handlers: Record, each chunk, Next, Retry, Forget. A finished live take's songs are
+    ranked again with the measured range as soon as the test is done."""
+
+    def start(take: Take | None) -> tuple:
+        test = take.range_test if take is not None and take.range_test is not None else None
+        drop_take(take)
+        test = RangeTest() if test is None or test.done else test  # a stopped recording resumes the test
+        take = new_take(recommender, range_test=test)
+        return take, test.instruction(), LIVE_WAITING
+
+    def chunk(audio: tuple[int, np.ndarray] | None, take: Take | None) -> tuple:
+        if take is None:
+            take = new_take(recommender, range_test=RangeTest())
+        if audio is None or take.finished or take.range_test is None:
+            return take, gr.skip(), gr.skip()
+        rate, samples = audio
+        with singer_errors("a range-test chunk"):
+            take.push(int(rate), np.asarray(samples))
+        return take, take.range_test.instruction(), range_view(take)
+
+    def next_step(
+        take: Take | None,
+        live: Take | None,
+        top: float = 10,
+        timbre: float = DEFAULT_WEIGHTS["timbre"],
+        expression: float = DEFAULT_WEIGHTS["expression"],
+        timbre_note: float = DEFAULT_WEIGHTS["timbre_note"],
+        expression_note: float = DEFAULT_WEIGHTS["expression_note"],
+        mood: float = DEFAULT_WEIGHTS["mood"],
+        languages: list[str] | None = None,
+    ) -> tuple:
+        """Next step; when the test is done its range is kept for the songs (and a live take's are ranked again)."""
+        if take is None or take.range_test is None:
+            raise gr.Error("Press Record to start the range test.", print_exception=False)
+        with take.lock:
+            problem = take.range_test.next()
+            test = take.range_test
+        if problem:
+            gr.Warning(problem)
+        measured = test.result()
+        if measured is None:
+            return (gr.skip(), test.instruction(), *[gr.skip()] * 5)
+        message = (f"{test.instruction()} It now decides your voice type and how well each song fits; "
+                   "sing live or upload a file to get your songs.")  # fmt: skip
+        weights = page_weights(timbre, expression, timbre_note, expression_note, mood)
+        result = live.rerank(recommender, int(top), weights, languages or None, measured) if live else None
+        if result is None:
+            return (measured, message, *[gr.skip()] * 5)
+        return (measured, f"{test.instruction()} Your songs below now use it.", *show(result))
+
+    def retry(take: Take | None) -> str:
+        if take is None or take.range_test is None:
+            return RangeTest().instruction()
+        with take.lock:
+            take.range_test.retry()
+            take.fed_until = take.update.times[-1] if take.update is not None and take.update.times.size else -1.0
+        return take.range_test.instruction()
+
+    def forget(take: Take | None) -> tuple:
+        drop_take(take)
+        return None, None, RangeTest().instruction(), LIVE_WAITING
+
+    return start, chunk, next_step, retry, forget
+
+
 def build_demo(
     recommender: Recommender, examples_dir: Path | None = None, live_singers: int = LIVE_SINGERS
 ) -> gr.Blocks:
@@ -279,6 +356,7 @@ def build_demo(
         gr.Markdown(ABOUT)
         take = gr.State(None, delete_callback=drop_take)  # this tab's live take, dropped with the tab
         measured = gr.State(None)  # the range test's result, if taken
+        range_take = gr.State(None, delete_callback=drop_take)
         with gr.Row():
             with gr.Column(scale=2, min_width=320):
                 with gr.Tabs():
@@ -286,6 +364,16 @@ def build_demo(
                         gr.Markdown(LIVE_PROMPT)
                         live_mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy",
                                             label="Sing here", elem_id="live-mic")  # fmt: skip
+                    with gr.Tab("Range test (optional)", id="range", elem_id="tab-range"):
+                        gr.Markdown(RANGE_PROMPT)
+                        range_step = gr.Markdown(RangeTest().instruction(), elem_id="range-step")
+                        range_mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy",
+                                             label="Range test", elem_id="range-mic")  # fmt: skip
+                        with gr.Row():
+                            next_button = gr.Button("Next step", variant="primary", elem_id="range-next")
+                            retry_button = gr.Button("Retry this step", elem_id="range-retry")
+                            forget_button = gr.Button("Forget my range", elem_id="range-forget")
+                        range_shown = gr.HTML(LIVE_WAITING, elem_id="range-view")
                     with gr.Tab("Upload a file", id="file", elem_id="tab-file"):
                         gr.Markdown(PROMPT)
                         recording = gr.Audio(
@@ -367,6 +455,15 @@ def build_demo(
         )
         live_mic.stop_recording(stop, inputs=[take, top, *weights, language, measured], outputs=results,
                                 api_name="live_stop")  # fmt: skip
+        r_start, r_chunk, r_next, r_retry, r_forget = make_range_test(recommender)
+        range_mic.start_recording(r_start, range_take, [range_take, range_step, range_shown], api_name=False)
+        range_mic.stream(r_chunk, [range_mic, range_take], [range_take, range_step, range_shown], api_name=False,
+                         stream_every=LIVE_CHUNK_SECONDS, time_limit=120, concurrency_limit=live_singers,
+                         concurrency_id="live", show_progress="hidden")  # fmt: skip
+        next_button.click(r_next, [range_take, take, top, *weights, language], [measured, range_step, *results],
+                          api_name=False)  # fmt: skip
+        retry_button.click(r_retry, range_take, range_step, api_name=False)
+        forget_button.click(r_forget, range_take, [range_take, measured, range_step, range_shown], api_name=False)
         language.change(lambda chosen: chosen, language, remembered, api_name=False)  # kept in this browser
         demo.load(lambda kept: kept or [], remembered, language, api_name=False)
     return demo

@@ -35,6 +35,7 @@ class Take:
     update: LiveUpdate | None = None
     chunks: int = 0
     started: float = field(default_factory=time.perf_counter)
+    first_chunk: float | None = None
     last_chunk: float | None = None
     range_test: RangeTest | None = None
     fed_until: float = -1.0
@@ -54,9 +55,17 @@ class Take:
             self.update = self.session.push(rate, samples)
             self.chunks += 1
             self.last_chunk = time.perf_counter()
+            if self.first_chunk is None:
+                self.first_chunk = self.last_chunk - np.shape(samples)[0] / rate
             if self.range_test is not None:
                 self._feed_range_test(self.update)
             return self.update
+
+    @property
+    def wall_seconds(self) -> float:
+        """Seconds from the start of the first chunk to the arrival of the last: the audio received should span
+        this much, if no chunk was lost on the way."""
+        return 0.0 if self.first_chunk is None else self.last_chunk - self.first_chunk
 
     def _feed_range_test(self, update: LiveUpdate) -> None:
         new = update.times > self.fed_until
@@ -76,6 +85,18 @@ class Take:
                 result = recommender.rank_profile(result.profile, start, top, weights, languages=languages)
             return result
 
+    def rerank(self, recommender: Recommender, top: int, weights: dict[str, float], languages: list[str] | None,
+               measured_range: MeasuredRange | None) -> Recommendations | None:  # fmt: skip
+        """The finished take's songs again with another measured range (no new analysis); None if not finished."""
+        with self.lock:
+            if self.session is None or self.session.finished is None:
+                return None
+            start = time.perf_counter()
+            result = self.session.rerank(measured_range, top=top, weights=weights)
+            if languages:
+                result = recommender.rank_profile(result.profile, start, top, weights, languages=languages)
+            return result
+
     def close(self) -> None:
         """Drop the session (audio, pitch, LSTM states); the take stays a small empty shell."""
         with self.lock:
@@ -90,9 +111,9 @@ def drop_take(take: Take | None) -> None:
         take.close()
 
 
-def new_take(recommender: Recommender, pitch_only: bool = False) -> Take:
-    """A take for a new recording; `pitch_only` (the range test) skips the encoder windows."""
+def new_take(recommender: Recommender, range_test: RangeTest | None = None) -> Take:
+    """A take for a new recording; with `range_test` (which its pitch feeds) it skips the encoder windows."""
     session = LiveSession(recommender)
-    if pitch_only:
+    if range_test is not None:
         session.trunks = []  # no encoder windows while singing: a range test needs the pitch alone
-    return Take(session)
+    return Take(session, range_test=range_test)
