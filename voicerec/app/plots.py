@@ -123,7 +123,7 @@ def range_keyboard(
     return _keyboard(first, last, part, lambda _, p: fills.get(p), title, legend, marks=marks)
 
 
-def sung_keyboard(note_seconds: Mapping[int, float], current: float | None = None, min_seconds: float = 0.1) -> str:
+def sung_keyboard(note_seconds: Mapping[int, float], current: float | None = None, min_seconds: float = 0.2) -> str:
     """The notes sung so far on a keyboard, each key shaded by how long it was sung (darkest: the most sung), the
     note being sung marked. Keys sung at least `min_seconds` carry `data-part="sung"` and `data-seconds`."""
     sung = {m: s for m, s in note_seconds.items() if s >= min_seconds}
@@ -164,19 +164,25 @@ def sung_keyboard(note_seconds: Mapping[int, float], current: float | None = Non
     return _keyboard(first, last, part, fill, title, legend, extra=extra, marks=marks)
 
 
-def smooth_trace(midi: np.ndarray, frames: int = 5) -> np.ndarray:
-    """A running median over `frames` voiced frames, for display: a stray frame does not spike the line, and it
-    stays NaN where unvoiced (the track is octave-fixed already, so no median straddles an octave jump)."""
-    midi = np.asarray(midi, dtype=float)
-    if midi.size < frames:
-        return midi.copy()
+def smooth_trace(midi: np.ndarray, frames: int = 5, context: int = 50) -> np.ndarray:
+    """The pitch for display: a frame an octave (or two) away from the median of the `context` voiced frames
+    around it is moved next to them (a tracker's octave slip, not a sung leap, which soon becomes the median),
+    then a running median over `frames` frames so a stray frame does not spike the line. NaN stays unvoiced."""
+    midi = np.asarray(midi, dtype=float).copy()
+    voiced = np.isfinite(midi)
+    if voiced.sum() < frames:
+        return midi
+    half = context // 2
+    padded = np.pad(midi, half, constant_values=np.nan)
+    around = np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)[voiced], axis=1)
+    k = np.round((midi[voiced] - around) / 12.0)
+    slip = (k != 0) & (np.abs(midi[voiced] - around - 12 * k) < 3)
+    midi[np.flatnonzero(voiced)[slip]] -= 12 * k[slip]
     half = frames // 2
     padded = np.pad(midi, half, constant_values=np.nan)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, frames)
     out = np.full(midi.shape, np.nan)
-    voiced = np.isfinite(midi)
-    out[voiced] = np.nanmedian(windows[voiced], axis=1)  # each holds its own finite centre, so never all-NaN
-    return out
+    out[voiced] = np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, frames)[voiced], axis=1)
+    return out  # each window holds its own finite centre, so no median is of NaN alone
 
 
 def pitch_trace(

@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicerec import MAX_SECONDS
+from voicerec.audio.pitch import HOP_SECONDS
 from voicerec.audio.range_test import MeasuredRange, RangeTest
-from voicerec.live import LiveSession, LiveUpdate
+from voicerec.live import MIN_NEW_FRAMES, PITCH_MARGIN, LiveSession, LiveUpdate
 from voicerec.recommender import Recommendations, Recommender
 
 LIVE_TAKES: weakref.WeakValueDictionary[int, Take] = weakref.WeakValueDictionary()
 """The takes holding a session in this process (id -> take): what the delete callback frees, and tests count."""
+
+SETTLE_SECONDS = (PITCH_MARGIN + MIN_NEW_FRAMES) * HOP_SECONDS
+"""How far behind the newest frame a frame's pitch is final in a `LiveSession`."""
 
 
 @dataclass
@@ -68,10 +72,15 @@ class Take:
         return 0.0 if self.first_chunk is None else self.last_chunk - self.first_chunk
 
     def _feed_range_test(self, update: LiveUpdate) -> None:
-        new = update.times > self.fed_until
+        """The range test gets each frame once, when settled: the live edge's frames are provisional, folded
+        towards the recent notes, which a singer sliding an octave down has just left."""
+        if not update.times.size:
+            return
+        settled = float(update.times[-1]) - SETTLE_SECONDS
+        new = (update.times > self.fed_until) & (update.times <= settled)
         if np.any(new):
             self.range_test.feed(update.midi[new])
-            self.fed_until = float(update.times[-1])
+            self.fed_until = float(update.times[new][-1])
 
     def finish(self, recommender: Recommender, top: int, weights: dict[str, float], languages: list[str] | None,
                measured_range: MeasuredRange | None) -> Recommendations:  # fmt: skip
