@@ -17,8 +17,9 @@ What Chromium sends for `gr.Audio(sources=["microphone"], streaming=True)` with 
   the audio input; audio after the last hand-over, and chunks held at that moment, are never sent.
 
 `PageSession.take` replays one take in real time and measures what the singer sees: for each chunk, the seconds
-from the hand-over of its audio to the update that shows it, and from Stop (right after the last hand-over) to the
-stop event's answer. `replay` runs several singers at once, each in its own session, as separate tabs would.
+from the hand-over of its audio to the update that shows it, and from Stop (pressed at the last hand-over, whose
+upload and send are in the figure) to the stop event's answer. `replay` runs several singers at once, each in its
+own session, as separate tabs would.
 """
 
 from __future__ import annotations
@@ -211,10 +212,10 @@ class PageSession:
                 self.http.post(f"stream/{chunk_id}", json=body).raise_for_status()
             files += 1
             in_flight = chunks
-        stop = time.perf_counter()
+        stop = handed[-1]  # Stop is pressed at the last hand-over: what the page sends after it is the stop event
         self.http.post(f"stream/{chunk_id}/close", json={}).raise_for_status()
         stop_id = self._join(self.stop_event, self._inputs(self.stop_event, file), event_data=None)
-        deadline = stop + answer_timeout
+        deadline = time.perf_counter() + answer_timeout
         while (message := self._next(deadline)) is not None:
             on(message)
             received, msg = message
@@ -243,15 +244,20 @@ def replay(url: str, samples: np.ndarray, rate: int, singers: int = 1, takes: in
 
     def singer(i: int) -> None:
         time.sleep(i * stagger)
-        session = PageSession(url)
+        session = None
         try:
+            session = PageSession(url)
             for _ in range(takes):
                 take = session.take(samples, rate, singer=i)
                 with lock:
                     results.append(take)
                 time.sleep(pause)
+        except Exception as exc:  # a failed connection or request is a result too: the figures say it failed
+            with lock:
+                results.append(Take(i, time.perf_counter(), [], float("nan"), 0, None, f"{type(exc).__name__}: {exc}"))
         finally:
-            session.close()
+            if session is not None:
+                session.close()
 
     threads = [threading.Thread(target=singer, args=(i,)) for i in range(singers)]
     for t in threads:
