@@ -65,10 +65,10 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def synthetic_singing(seconds: float, voice: str = "baritone", tonic: int = 50, seed: int = 0):
+def synthetic_singing(seconds: float, voice: str = "baritone", tonic: int = 50, seed: int = 0, rate: int = RATE):
     """(audio, notes): a stepwise melody of NOTE_SECONDS notes, so every frame's true note is known."""
     notes = scale_melody(tonic, n_notes=int(round(seconds / NOTE_SECONDS)), seconds=NOTE_SECONDS, seed=seed)
-    return sing(notes, VOICES[voice], RATE, seed=seed), notes
+    return sing(notes, VOICES[voice], rate, seed=seed), notes
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -454,9 +454,7 @@ def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> p
     """What a singer waits for: a `seconds` recording sent to `python app.py`'s /recommend (upload, queue, analysis,
     the page's outputs), p50 and max of `requests` calls, made as the page makes them and with gradio_client; the
     same calls to an app that answers at once (the transport's floor); then the app's peak resident memory."""
-    env = {"VOICEREC_TIMBRE_MODEL": sources["timbre"], "VOICEREC_EXPRESSION_MODEL": sources["expression"],
-           "VOICEREC_MOOD_MODEL": sources["mood"], "VOICEREC_CATALOG": sources["catalog"],
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    env = _app_env(sources)
     reference = Reference()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "singing.wav"
@@ -481,6 +479,118 @@ def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> p
         {"measure": f"reference: {REFERENCE}, s", "value": reference.seconds, "x reference": 1.0},
         {"measure": "app peak RSS, MB", "value": peak_kb / 1024, "x reference": ""},
     ])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- live mode
+
+MIC_RATE = 48000
+"""The rate of the page's microphone chunks (Chromium's capture rate)."""
+LIVE_CHUNK_SECONDS = 0.5
+"""The in-process replay's chunk: the page's `stream_every` (the HTTP replay reads it from the page itself)."""
+UPDATE_WITHIN = 0.3
+"""Seconds within which a live update should reach the page (issue 24)."""
+
+
+def live_take(seconds: float) -> np.ndarray:
+    """A take as the page's microphone gives it: synthetic singing at MIC_RATE, 16-bit."""
+    audio, _ = synthetic_singing(seconds, rate=MIC_RATE)
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def _cell(seconds: float, reference: Reference) -> str:
+    return f"{seconds:.3f} s = {reference.ratio(seconds):.2f}x"
+
+
+def live_in_process(sources: dict[str, str], seconds: float, repeats: int) -> pd.DataFrame:
+    """A take pushed into `LiveSession` in the page's chunks, as the page's handler pushes them: each push, then
+    `finish` (Stop -> answer without the transport) beside `Recommender.recommend` on the same audio, each after a
+    reference pass; and how close the streamed embeddings are to the batch ones."""
+    from ..live import LiveSession
+    from ..recommender import Recommender
+
+    recommender = Recommender.from_pretrained(**sources)
+    recommender.warm_up()
+    chunk = int(LIVE_CHUNK_SECONDS * MIC_RATE)
+    take = live_take(seconds)
+    take = take[: take.size // chunk * chunk]  # the page sends whole chunks only
+    reference = Reference()
+    pushes, finishes, batches = [], [], []
+    for run in range(repeats + 1):  # the first run warms up; it is dropped
+        reference.run()
+        session = LiveSession(recommender)
+        times = []
+        for i in range(0, take.size, chunk):
+            start = time.perf_counter()
+            session.push(MIC_RATE, take[i : i + chunk])
+            times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        live = session.finish(top=10)
+        finished = time.perf_counter() - start
+        reference.run()
+        start = time.perf_counter()
+        batch = recommender.recommend((MIC_RATE, take), top=10)
+        if run:
+            batches.append(time.perf_counter() - start)
+            pushes += times
+            finishes.append(finished)
+    cosines = {name: float(vector @ live.profile.embeddings[name]) for name, vector in batch.profile.embeddings.items()}
+    same = [i.song_id for i in live.items] == [i.song_id for i in batch.items]
+    rows = [
+        ("push of one chunk, p50", statistics.median(pushes)),
+        ("push of one chunk, max", max(pushes)),
+        ("pushes of the whole take, sum (mean over takes)", sum(pushes) / repeats),
+        (f"finish: Stop -> answer in process, p50 of {repeats}", statistics.median(finishes)),
+        ("the same audio through Recommender.recommend (batch), p50", statistics.median(batches)),
+        (f"reference: {REFERENCE}", reference.seconds),
+    ]
+    frame = pd.DataFrame([{"measure": m, "seconds": v, "x reference": reference.ratio(v)} for m, v in rows])
+    agreement = ", ".join(f"{name} {value:.6f}" for name, value in cosines.items())
+    extra = pd.DataFrame([{"measure": f"cosine live vs batch: {agreement}; same top 10: {'yes' if same else 'no'}",
+                           "seconds": float("nan"), "x reference": float("nan")}])  # fmt: skip
+    return pd.concat([frame, extra], ignore_index=True)
+
+
+def _app_env(sources: dict[str, str]) -> dict[str, str]:
+    return {"VOICEREC_TIMBRE_MODEL": sources["timbre"], "VOICEREC_EXPRESSION_MODEL": sources["expression"],
+            "VOICEREC_MOOD_MODEL": sources["mood"], "VOICEREC_CATALOG": sources["catalog"],
+            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}  # fmt: skip
+
+
+def live_over_http(url: str, seconds: float, singers: tuple[int, ...] = (1, 4), takes: int = 2) -> pd.DataFrame:
+    """The page's live events at `url` replayed as Chromium streams them (`voicerec.tools.replay`), `takes` takes per
+    singer at each number of singers at once (staggered so the stops fall while the others sing): Stop -> answer and
+    the live updates' latency, each beside the reference passes timed before and after the run."""
+    from .replay import replay
+
+    take = live_take(seconds)
+    replay(url, take[: 3 * MIC_RATE], MIC_RATE)  # warm-up: the first take pays the app's one-off costs
+    columns: dict[str, dict[str, str]] = {}
+    for n in singers:
+        reference = Reference()
+        for _ in range(2):
+            reference.run()
+        results = replay(url, take, MIC_RATE, singers=n, takes=takes)
+        for _ in range(3):
+            reference.run()
+        stops = np.array([t.stop_to_answer for t in results])
+        latencies = np.concatenate([np.array(t.latencies, dtype=float) for t in results] or [np.zeros(0)])
+        shown = latencies[np.isfinite(latencies)]
+        errors = [t.error for t in results if t.error]
+        column = {
+            "takes": str(len(results)),
+            "Stop -> answer, p50": _cell(float(np.nanmedian(stops)), reference),
+            "Stop -> answer, max": _cell(float(np.nanmax(stops)), reference),
+            "live update latency, p50": _cell(float(np.median(shown)), reference) if shown.size else "none",
+            "live update latency, p95": _cell(float(np.percentile(shown, 95)), reference) if shown.size else "none",
+            "live update latency, max": _cell(float(shown.max()), reference) if shown.size else "none",
+            f"updates within {UPDATE_WITHIN} s": f"{np.mean(shown <= UPDATE_WITHIN):.0%} of {latencies.size} chunks",
+            "chunks held while the last update was out": str(sum(len(t.latencies) - t.files_sent for t in results)),
+            f"reference: {REFERENCE}": f"{reference.seconds:.3f} s",
+            "errors": "; ".join(dict.fromkeys(errors)) or "none",
+        }
+        columns[f"{n} singer{'s' if n > 1 else ''} at once"] = column
+    frame = pd.DataFrame(columns)
+    return frame.rename_axis("measure").reset_index()
 
 
 # -------------------------------------------------------------------------------------------------- main
