@@ -12,7 +12,15 @@ import pyworld
 from scipy.signal import resample_poly
 
 from voicerec.audio.input import AudioInputError
-from voicerec.audio.note_adjust import REFERENCE_MIDI, _aperiodicity, _world_f0, adjust_to_reference, shift_pitch
+from voicerec.audio.note_adjust import (
+    REFERENCE_MIDI,
+    _aperiodicity,
+    _world_f0,
+    adjust_to_reference,
+    reference_shift,
+    shift_for,
+    shift_pitch,
+)
 from voicerec.audio.pitch import (
     DIO_CHANNELS_IN_OCTAVE,
     DIO_SPEED,
@@ -198,6 +206,23 @@ def test_note_adjustment_hits_the_reference_and_keeps_formants() -> None:
     kept = np.sqrt(np.mean((_envelope_db(y) - original) ** 2))
     moved = np.sqrt(np.mean((_envelope_db(naive) - original) ** 2))
     assert kept < 1.5 and moved > 3 * kept
+
+
+@pytest.mark.parametrize("voice, tonic", [("bass", 43), ("tenor", 55), ("soprano", 69)])
+def test_shift_rules_take_the_key_out_and_keep_or_move_the_register(voice: str, tonic: int) -> None:
+    """"a3" moves the median onto A3; "nearest-a" onto the nearest A (at most 6 semitones, so a bass stays low and
+    a soprano high); "cap:N" towards A3 by at most N."""
+    x = sing(scale_melody(tonic, n_notes=8, seconds=0.5, seed=3), VOICES[voice], sr=SR, vowels="a")
+    track = track_pitch(x, SR)
+    median = float(np.median(track.midi[track.voiced]))
+    assert median + reference_shift(track) == pytest.approx(REFERENCE_MIDI)
+    nearest = reference_shift(track, "nearest-a")
+    assert abs(nearest) <= 6 and (median + nearest - REFERENCE_MIDI) % 12 == pytest.approx(0, abs=1e-6)
+    capped = reference_shift(track, "cap:4")
+    assert abs(capped) <= 4 and np.sign(capped) == np.sign(REFERENCE_MIDI - median)
+    assert abs(capped) == pytest.approx(min(4, abs(REFERENCE_MIDI - median)))
+    with pytest.raises(ValueError, match="nearest-a"):
+        shift_for(median, "half")
 
 
 def test_shift_pitch_moves_pitch_by_the_requested_interval() -> None:

@@ -1,5 +1,12 @@
 """Choose the fusion weights by measurement, cross-fitted so that no reported figure is tuned or trained on its
-own singers: song-disjoint singer retrieval on gtsinger-dev.
+own singers: song-disjoint singer retrieval.
+
+The shipped weights (`voicerec.embeddings.DEFAULT_WEIGHTS`) are chosen by `training/crossval_ge2e.py`, which calls
+this module's rules (`fisher_weights`, `leave_one_singer_out`) on every dev singer under both of its protocols:
+leave-one-corpus-out (the encoders and WCCN trained without the query corpus: what predicts unseen singers) and
+leave-singers-out, each with intervals over singers (docs/fusion.md). Both gave Fisher weights of 0.24-0.25 for
+the four GE2E-based embeddings and 0.02-0.03 for `mood` (2026-12-03, issue #26), hence 0.25 x 4 and mood 0. This
+script's own command, below, is the earlier and smaller check on gtsinger-dev alone:
 
     OMP_NUM_THREADS=1 python -m training.tune_weights --data ../shared/data/gtsinger-dev --out runs/weights \
         --fold-a-models timbre=runs/heldA/voicerec-sscl-timbre --fold-b-models timbre=runs/heldB/voicerec-sscl-timbre

@@ -33,7 +33,8 @@ SHIFT_RULES = ("a3", "nearest-a", "cap:N")
 NOTE_SHIFT = "a3"
 """How far the note-adjusted copy is moved: "a3", onto REFERENCE_MIDI (up to an octave and more for a high or low
 voice); "nearest-a", onto the nearest A in any octave (at most 6 semitones: the key taken out, the register kept);
-"cap:N", towards REFERENCE_MIDI by at most N semitones. Chosen by training/crossval_ge2e.py --note-shift."""
+"cap:N", towards REFERENCE_MIDI by at most N semitones. By training/crossval_ge2e.py --note-shift (2026-12-03),
+"nearest-a" loses on both protocols and "cap:6" ties "a3" (docs/training.md), so "a3" stays."""
 APERIODICITY_STEP = 6
 """D4C on every sixth 10 ms frame, interpolated in between: at 16 kHz D4C measures a single band's aperiodicity,
 which changes slowly."""
