@@ -56,7 +56,8 @@ def told(x: np.ndarray) -> dict:
         return hint | {"outcome": "refused: no singing"}
     track = track_pitch(audio.samples, audio.sampling_rate)
     cues = accompaniment.measure(audio.samples, audio.sampling_rate, track)
-    row = hint | {"below_voice": cues.below_voice, "off_voice": cues.off_voice, "detected": cues.detected,
+    row = hint | {"below_voice": cues.below_voice, "off_voice": cues.off_voice,
+                  "window_below_voice": cues.window_below_voice, "detected": cues.detected,
                   "held": held_note_seconds(track)}  # fmt: skip
     try:
         estimate_range(track, audio.samples, audio.sampling_rate)
@@ -124,7 +125,8 @@ def main() -> None:
     clean = frame[frame.mix == "clean"]
     print(f"highest below_voice on clean recordings: {clean.below_voice.max():.4f}; "
           f"with off_voice < {accompaniment.OFF_VOICE_BELOW}: "
-          f"{clean[clean.off_voice < accompaniment.OFF_VOICE_BELOW].below_voice.max():.4f}")
+          f"{clean[clean.off_voice < accompaniment.OFF_VOICE_BELOW].below_voice.max():.4f}; "
+          f"in a {accompaniment.WINDOW_SECONDS:.0f} s window: {clean.window_below_voice.max():.4f}")
 
 
 if __name__ == "__main__":
