@@ -138,6 +138,8 @@ LIVE_OBSERVER = """() => {
 def test_live_mode_shows_the_voice_while_singing_and_the_songs_after_stop(page, artifacts):
     expect(page.get_by_role("tab", name="Sing live")).to_have_attribute("aria-selected", "true")  # the way in
     page.locator("#live-view").wait_for()
+    # Record pressed before the page's start-up events finish streams nothing (Gradio 6.31): wait for them
+    page.locator("html[data-voicerec-loaded='1']").wait_for(state="attached")
     page.evaluate(LIVE_OBSERVER)
     mic = page.locator("#live-mic")
     mic.get_by_role("button", name="Record", exact=True).click()

@@ -472,5 +472,7 @@ def build_demo(
         retry_button.click(r_retry, range_take, range_step, api_name=False)
         forget_button.click(r_forget, range_take, [range_take, measured, range_step, range_shown], api_name=False)
         language.change(lambda chosen: chosen, language, remembered, api_name=False)  # kept in this browser
-        demo.load(lambda kept: kept or [], remembered, language, api_name=False)
+        demo.load(lambda kept: kept or [], remembered, language, api_name=False).then(
+            None, js="() => { document.documentElement.dataset.voicerecLoaded = '1'; }"
+        )  # a mark that the page's start-up events are done: a recording started before them streams nothing
     return demo
