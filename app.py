@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from voicerec.app.page import MAX_FILE_SIZE, build_demo
+from voicerec.app.page import LIVE_SINGERS, MAX_FILE_SIZE, build_demo
 from voicerec.defaults import ARTEFACTS
 from voicerec.recommender import Recommender
 
@@ -33,6 +33,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--concurrency", type=int, default=2, help="recordings analysed at once (default 2)")
     parser.add_argument("--threads", type=int, help="torch threads per recording (default: CPUs / concurrency)")
+    parser.add_argument("--live-singers", type=int, default=LIVE_SINGERS,
+                        help=f"singers streaming live at once, each holding a worker (default {LIVE_SINGERS})")
     parser.add_argument("--queue-size", type=int, default=32, help="waiting requests before new ones are refused")
     return parser.parse_args(argv)
 
@@ -52,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "--catalog (or VOICEREC_TIMBRE_MODEL, ..., VOICEREC_CATALOG) at model folders or Hub ids."
         ) from exc
     recommender.warm_up()
-    demo = build_demo(recommender, EXAMPLES_DIR)
+    demo = build_demo(recommender, EXAMPLES_DIR, live_singers=args.live_singers)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE)
 

@@ -243,7 +243,7 @@ def make_live(recommender: Recommender):
 
     def chunk(audio: tuple[int, np.ndarray] | None, take: Take | None) -> tuple:
         """One chunk from the microphone: analysed at once, answered with the live view and the notes sung."""
-        if take is None:
+        if take is None or take.session is None:  # the first chunk, or a take whose Stop failed
             take = new_take(recommender)
         if audio is None or take.finished:  # nothing new, or a chunk that arrived after Stop
             return take, gr.skip(), gr.skip()
@@ -272,7 +272,11 @@ def make_live(recommender: Recommender):
             raise gr.Error("Press Record and sing for about 10 seconds first.", print_exception=False)
         weights = page_weights(timbre, expression, timbre_note, expression_note, mood)
         with singer_errors("a live take"):
-            result = take.finish(recommender, int(top), weights, languages or None, measured)
+            try:
+                result = take.finish(recommender, int(top), weights, languages or None, measured)
+            except Exception:
+                drop_take(take)  # an unusable take: the next recording starts afresh
+                raise
         return show(result)
 
     return start, chunk, stop
@@ -451,7 +455,9 @@ def build_demo(
             api_name="recommend",
         )
         start, chunk, stop = make_live(recommender)
-        live_mic.start_recording(start, take, [take, live], api_name="live_start")
+        # Record resets off the queue: a queued event finishing just as the stream joins can close the page's
+        # event stream under it, and the live updates then never arrive
+        live_mic.start_recording(start, take, [take, live], api_name="live_start", queue=False)
         live_mic.stream(
             chunk,
             inputs=[live_mic, take],
@@ -466,7 +472,8 @@ def build_demo(
         live_mic.stop_recording(stop, inputs=[take, top, *weights, language, measured], outputs=results,
                                 api_name="live_stop")  # fmt: skip
         r_start, r_chunk, r_next, r_retry, r_forget = make_range_test(recommender)
-        range_mic.start_recording(r_start, range_take, [range_take, range_step, range_shown], api_name=False)
+        range_mic.start_recording(r_start, range_take, [range_take, range_step, range_shown], api_name=False,
+                                  queue=False)  # fmt: skip
         range_mic.stream(r_chunk, [range_mic, range_take], [range_take, range_step, range_shown], api_name=False,
                          stream_every=LIVE_CHUNK_SECONDS, time_limit=120, concurrency_limit=live_singers,
                          concurrency_id="live", show_progress="hidden")  # fmt: skip
@@ -475,5 +482,7 @@ def build_demo(
         retry_button.click(r_retry, range_take, range_step, api_name=False)
         forget_button.click(r_forget, range_take, [range_take, measured, range_step, range_shown], api_name=False)
         language.change(lambda chosen: chosen, language, remembered, api_name=False)  # kept in this browser
-        demo.load(lambda kept: kept or [], remembered, language, api_name=False)
+        demo.load(lambda kept: kept or [], remembered, language, api_name=False).then(
+            None, js="() => { document.documentElement.dataset.voicerecLoaded = '1'; }"
+        )  # a mark that the page's start-up events are done: a recording started before them streams nothing
     return demo

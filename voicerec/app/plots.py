@@ -37,15 +37,17 @@ def _white_index(midi: int) -> int:
     return octave * 7 + sum(1 for p in range(pc) if p not in _BLACK_PITCH_CLASSES)
 
 
-def _keyboard(first: int, last: int, part, fill, title: str, legend: list[str], extra: str = "", marks=None) -> str:
+def _keyboard(first: int, last: int, part, fill, title: str, legend: list[str], extra=None,
+              marker: tuple[str, float, str] | None = None) -> str:  # fmt: skip
     """An SVG piano keyboard over keys first..last: `part(midi)` names each key's part (its `data-part`),
-    `fill(midi, part)` its colour (None: plain white or black); `marks` draws over the keys (given x of a key)."""
+    `fill(midi, part)` its colour (None: plain white or black), `extra(midi)` more attributes; `marker` (class,
+    MIDI note, hover title) is a triangle above that key."""
     base = _white_index(first)
     w, h = WHITE_KEY
 
     def key(midi: int, x: float, width: float, height: float, default: str) -> str:
         p = part(midi)
-        more = extra(midi) if callable(extra) else ""
+        more = extra(midi) if extra else ""
         return (
             f'<rect class="key" data-note="{note_name(midi)}" data-part="{p}"{more} x="{x:g}" y="{TOP}" '
             f'width="{width:g}" height="{height:g}" fill="{fill(midi, p) or default}" stroke="#444" '
@@ -62,8 +64,12 @@ def _keyboard(first: int, last: int, part, fill, title: str, legend: list[str], 
         if m % 12 == 0
     ]
     body += [key(m, (_white_index(m) - base - 0.3) * w, 0.6 * w, 0.62 * h, "#222") for m in blacks]
-    if marks:
-        body.append(marks(lambda m: (_white_index(m) - base + (0.5 if m % 12 not in _BLACK_PITCH_CLASSES else 0)) * w))
+    if marker:
+        cls, note, hover = marker
+        m = int(round(note))
+        x = (_white_index(m) - base + (0.5 if m % 12 not in _BLACK_PITCH_CLASSES else 0)) * w
+        body.append(f'<path class="{cls}" data-note="{note_name(note)}" d="M{x - 5:g},{TOP - 9} h10 l-5,8 z" '
+                    f'fill="{MEDIAN_COLOUR}"><title>{escape(hover)}</title></path>')  # fmt: skip
     width = (_white_index(last) - base + 1) * w
     head = (
         f'<text x="2" y="11" font-size="11" font-weight="600" fill="currentColor">{escape(title)}</text>'
@@ -103,24 +109,16 @@ def range_keyboard(
 
     fills = {"tessitura": TESSITURA_COLOUR, "range": RANGE_COLOUR}
     legend = [f'<tspan fill="{RANGE_COLOUR}">■</tspan> range', f'<tspan fill="{TESSITURA_COLOUR}">■</tspan> tessitura']
-    marks = None
+    marker = None
     if median is not None:
-        m = int(round(median))
-
-        def marks(x_of) -> str:
-            x = x_of(m)
-            return (
-                f'<path class="median" data-note="{note_name(median)}" d="M{x - 5:g},{TOP - 9} h10 l-5,8 z" '
-                f'fill="{MEDIAN_COLOUR}"><title>median {note_name(median)}</title></path>'
-            )
-
+        marker = ("median", median, f"median {note_name(median)}")
         legend.append(f'<tspan fill="{MEDIAN_COLOUR}">▼</tspan> median {note_name(median)}')
     title = f"Range {note_name(low)}–{note_name(high)} · tessitura {note_name(tessitura_low)}–"
     title += note_name(tessitura_high)
     if voice_type:
         title = f"{voice_type.capitalize()} · {title}"
     first, last = keyboard_span(low, high)
-    return _keyboard(first, last, part, lambda _, p: fills.get(p), title, legend, marks=marks)
+    return _keyboard(first, last, part, lambda _, p: fills.get(p), title, legend, marker=marker)
 
 
 def sung_keyboard(note_seconds: Mapping[int, float], current: float | None = None, min_seconds: float = 0.2) -> str:
@@ -144,16 +142,7 @@ def sung_keyboard(note_seconds: Mapping[int, float], current: float | None = Non
     def extra(midi: int) -> str:
         return f' data-seconds="{sung[midi]:.2f}"' if midi in sung else ""
 
-    marks = None
-    if current is not None and np.isfinite(current):
-        m = int(round(current))
-
-        def marks(x_of) -> str:
-            x = x_of(m)
-            return (
-                f'<path class="current" data-note="{note_name(m)}" d="M{x - 5:g},{TOP - 9} h10 l-5,8 z" '
-                f'fill="{MEDIAN_COLOUR}"><title>now {note_name(m)}</title></path>'
-            )
+    marker = ("current", current, f"now {note_name(current)}") if current is not None and np.isfinite(current) else None
 
     total = sum(sung.values())
     title = f"Notes sung so far: {len(sung)} ({total:.1f} s)"
@@ -161,7 +150,7 @@ def sung_keyboard(note_seconds: Mapping[int, float], current: float | None = Non
         title += f", {note_name(low)}–{note_name(high)}"
     legend = [f'<tspan fill="{TESSITURA_COLOUR}">■</tspan> darker: sung longer',
               f'<tspan fill="{MEDIAN_COLOUR}">▼</tspan> now']  # fmt: skip
-    return _keyboard(first, last, part, fill, title, legend, extra=extra, marks=marks)
+    return _keyboard(first, last, part, fill, title, legend, extra=extra, marker=marker)
 
 
 def smooth_trace(midi: np.ndarray, frames: int = 5, context: int = 50) -> np.ndarray:
