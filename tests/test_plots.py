@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 
-from voicerec.app.plots import RANGE_COLOUR, TESSITURA_COLOUR, breakdown_frame, keyboard_span, range_keyboard
+from voicerec.app.plots import (
+    RANGE_COLOUR,
+    TESSITURA_COLOUR,
+    breakdown_frame,
+    keyboard_span,
+    pitch_trace,
+    range_keyboard,
+    smooth_trace,
+    sung_keyboard,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -65,3 +75,26 @@ def test_breakdown_rejects_mismatched_rows():
         breakdown_frame(["a", "b"], [{"timbre": 0.5}])
     with pytest.raises(ValueError):
         breakdown_frame([], [])
+
+
+def test_pitch_trace_folds_octave_slips_and_breaks_at_silence():
+    midi = np.full(300, 57.0) + 0.2 * np.sin(np.arange(300) / 3)
+    midi[100:110] -= 12  # a tracker's octave slip for 0.1 s
+    midi[150:170] = np.nan  # a breath
+    smooth = smooth_trace(midi)
+    assert np.nanmax(np.abs(smooth - 57.0)) < 0.5
+    assert np.isnan(smooth[150:170]).all() and np.isfinite(smooth[:150]).all()
+    svg = pitch_trace(np.arange(300) * 0.01, midi, "A3", 12.0)
+    assert svg.count('class="trace"') == 2  # the line breaks at the breath
+    assert 'data-note="A3"' in svg and "A3 +12¢" in svg
+    assert ">A3<" in svg or ">C4<" in svg  # the note rows are named
+
+
+def test_sung_keyboard_shades_by_seconds():
+    svg = sung_keyboard({57: 2.0, 59: 0.5, 60: 0.05}, current=57.2)
+    assert svg.count('data-part="sung"') == 2  # 0.05 s is below the minimum
+    assert 'data-note="A3" data-part="sung" data-seconds="2.00"' in svg
+    assert 'class="current" data-note="A3"' in svg
+    full = re.search(r'data-note="A3"[^>]*fill="(#\w+)"', svg)[1]
+    light = re.search(r'data-note="B3"[^>]*fill="(#\w+)"', svg)[1]
+    assert int(full[1:3], 16) < int(light[1:3], 16)  # the longer note is darker

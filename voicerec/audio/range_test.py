@@ -4,8 +4,10 @@ highest, each counted only when it is voiced and held steady.
 Why: ten seconds of one song show the notes that song needs, not the voice's range. A singer who slides down and
 holds their lowest comfortable note, then their highest, shows the range itself; `MeasuredRange` then stands for
 the recording's range in the voice type and in every song's range fit (`Recommender.recommend(measured_range=...)`).
-A note counts when every frame of `STEADY_SECONDS` is voiced and within `STEADY_CENTS` of their median: a slide
-passes through notes without holding them, a crack or a scoop lasts less.
+A note counts when every frame of `STEADY_SECONDS` is voiced and the pitch, averaged over one vibrato cycle
+(`VIBRATO_SECONDS`), stays within `STEADY_CENTS` of its median: a slide passes through notes without holding them,
+a crack or a scoop lasts less, while a held note's vibrato (often +-50..100 cents in trained voices) does not count
+against it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .vocal_range import FEMALE_TYPES, MALE_TYPES, VOICE_TYPES, VocalRange, note
 
 STEADY_SECONDS = 0.5
 STEADY_CENTS = 50.0
+VIBRATO_SECONDS = 0.2
+"""The averaging window for steadiness: one cycle of a 5 Hz vibrato, the slowest usual."""
 MIN_SPAN = 3.0
 """Semitones the lowest and highest held notes must be apart to make a range."""
 STEPS = ("comfortable", "low", "high")
@@ -53,13 +57,16 @@ class MeasuredRange:
 
 
 def held_notes(midi: np.ndarray, hop_seconds: float = 0.01) -> np.ndarray:
-    """The median pitch of every stretch of `STEADY_SECONDS` (sliding by one frame) that is voiced throughout and
-    within `STEADY_CENTS` of its median; empty if none."""
+    """The note (median vibrato-averaged pitch) of every stretch of `STEADY_SECONDS` (sliding by one frame) that is
+    voiced throughout and whose vibrato-averaged pitch stays within `STEADY_CENTS` of its median; empty if none."""
     width = int(round(STEADY_SECONDS / hop_seconds))
+    cycle = max(1, int(round(VIBRATO_SECONDS / hop_seconds)))
     midi = np.asarray(midi, dtype=float)
-    if midi.size < width:
+    if midi.size < width + cycle - 1:
         return np.empty(0)
-    windows = np.lib.stride_tricks.sliding_window_view(midi, width)
+    # a running mean over one vibrato cycle (NaN where it meets an unvoiced frame), then 0.5 s windows of it
+    averaged = np.lib.stride_tricks.sliding_window_view(midi, cycle).mean(axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(averaged, width)
     windows = windows[np.all(np.isfinite(windows), axis=1)]
     if not len(windows):
         return np.empty(0)
