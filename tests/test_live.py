@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from voicerec.audio.note_adjust import reference_shift
 from voicerec.audio.synth import VOICES, scale_melody, sing
 from voicerec.live import LiveSession
 from voicerec.recommender import Recommender
@@ -38,3 +39,24 @@ def test_streamed_take_equals_batch(recommender):
     for name, vector in batch.profile.embeddings.items():
         assert float(vector @ live.profile.embeddings[name]) > 0.999, name
     assert [i.song_id for i in live.items] == [i.song_id for i in batch.items]
+
+
+def test_finish_runs_only_the_last_windows(recommender):
+    """The median pitch, so the note-adjusted copy's shift, moves to the last chunk; the windows computed while
+    singing are kept (their states interpolated on the shift grid), and finish runs only the window that reads the
+    end, while still giving the batch embeddings."""
+    rate = 48000
+    x = sing(scale_melody(57, n_notes=26, seconds=0.5, seed=0), VOICES["alto"], rate, seed=0).astype(np.float32)
+    session = LiveSession(recommender)
+    for i in range(0, len(x), rate // 2):
+        session.push(rate, x[i : i + rate // 2])
+    track, _ = session._live
+    last = reference_shift(track)
+    live = session.finish(top=3)
+    assert abs(last - reference_shift(live.profile.track)) > 0.05  # it moved by 5x the former tolerance
+    windows = sum(len(trunk.windows) for trunk in session.trunks)
+    assert session.sequences["push"] >= 3 * windows  # plain + note-adjusted at two grid points, while singing
+    assert 0 < session.sequences["finish"] <= 2 * len(session.trunks)  # the last window, plain + at the shift
+    batch = recommender.recommend((rate, x), top=3)
+    for name, vector in batch.profile.embeddings.items():
+        assert float(vector @ live.profile.embeddings[name]) > 0.9995, name

@@ -17,9 +17,16 @@ What runs as the audio arrives, and why the sum is the batch result:
   the whole recording enter the LSTM's input: the loudness gain (the mel power is not scale-free), and for the
   note-adjusted copy the shift to the reference note (from the median pitch) and the envelope's cepstral cut.
   Each window is computed with the running estimates and remembers them; when an estimate drifts past a
-  tolerance (`GAIN_TOLERANCE_DB`, `SHIFT_TOLERANCE`, the cut exactly) the window is redone, a few per chunk while
-  the singer sings, and at `finish` every window whose figures differ from the whole recording's, with the last
-  windows, which read the end.
+  tolerance (`GAIN_TOLERANCE_DB`, the cut exactly) the window is redone, a few per chunk while the singer sings,
+  and at `finish` every window whose figures differ from the whole recording's, with the last windows, which read
+  the end. The shift is the exception, because the median pitch keeps moving by tenths of a semitone to the last
+  chunk (and jumps when it passes from one note to the next): the note-adjusted copy of each window is computed
+  at the two points of a `SHIFT_STEP` grid around the running shift, and at `finish` its LSTM state is
+  interpolated between the two around the final shift (clip cosine to the exact shift >= 0.9999 on synthetic
+  voices, as the former 0.01-semitone tolerance gave), so a shift that stayed between the same grid points costs
+  no LSTM pass; windows without both grid points are computed at the final shift itself. (Three grid points,
+  the nearest and its neighbours, caught the final shift on 6 of 6 synthetic takes against 4 of 6, for 40 % more
+  LSTM work while singing; at 4 singers on 2 cores that work is what delays the live updates.)
 What is left for `finish`: the last chunk's frames, the windows above, the octave fix, the range and voice type,
 the mood embedding (TJAE normalises its input over the whole clip), and the search.
 """
@@ -66,14 +73,15 @@ FOLD_MARGIN = 20
 """Frames a window's end keeps from the last final frame, so that the octave fix around them is settled."""
 EDGE_FRAMES = 40
 """Frames at the trimmed start and end of the recording tracked again at `finish` on the trimmed recording."""
-GAIN_TOLERANCE_DB = 0.05
-"""A window computed at a gain this close to the final one is kept (window embedding cosine >= 0.99998)."""
-SHIFT_TOLERANCE = 0.01
-"""Semitones: likewise for the note-adjusted copy's shift (0.05 semitone moves a window's embedding by 0.999)."""
+GAIN_TOLERANCE_DB = 0.25
+"""A window computed at a gain this close to the final one is kept: a whole clip at 0.25 dB from the gain has
+embeddings at cosine 0.9995-0.9999 from the exact ones, the streamed takes (windows spread over the tolerance)
+0.99987-0.99997 with the shift grid, the same top 10 on 6 synthetic voices. At 0.1 dB every window was redone
+about four times per take as the running loudness moved (60 % more LSTM work while singing)."""
+SHIFT_STEP = 0.25
+"""Semitones between the grid points the note-adjusted windows are computed at (see module doc)."""
 FLOOR_TOLERANCE_DB = 1.0
 """The note adjustment's floor (100 dB under the clip's loudest bin) moves this little, or the window is redone."""
-REDO_PER_PUSH = 6
-"""Stale windows redone per chunk, oldest first, beside the new ones (the LSTM's cost grows slowly with the batch)."""
 TRACE_SECONDS = 8.0
 MUSIC_SECONDS = 5.0
 """The live hint about music behind the voice reads the last this many seconds, once a second."""
@@ -99,11 +107,28 @@ class LiveUpdate:
 
 @dataclass
 class _Window:
-    """One encoder window's LSTM states (plain, note-adjusted) and the recording-wide figures they were made with."""
+    """One encoder window's LSTM states and the recording-wide figures each was made with: the plain copy, and the
+    note-adjusted copy at each shift computed (grid points, or the final shift)."""
 
     plain: torch.Tensor | None = None
-    note: torch.Tensor | None = None
     params: dict = field(default_factory=dict)
+    notes: dict[float, tuple[torch.Tensor, dict]] = field(default_factory=dict)
+
+    def note_state(self, shift: float) -> torch.Tensor:
+        """The note-adjusted state at `shift`: computed there, or interpolated between the grid points around it."""
+        if shift in self.notes:
+            return self.notes[shift][0]
+        low, high = _bracket(shift)
+        weight = (shift - low) / SHIFT_STEP
+        return (1 - weight) * self.notes[low][0] + weight * self.notes[high][0]
+
+
+def _bracket(shift: float) -> tuple[float, float]:
+    """The grid points around a shift (SHIFT_STEP apart)."""
+    low = float(np.floor(shift / SHIFT_STEP) * SHIFT_STEP)
+    return low, low + SHIFT_STEP
+
+
 
 
 @dataclass
@@ -150,6 +175,7 @@ class LiveSession:
         self.sung_range: VocalRange | None = None
         self.trunks = self._trunks()
         self.timings: dict[str, float] = {"push": 0.0, "lstm": 0.0}
+        self.sequences = {"push": 0, "finish": 0}  # window copies run through an LSTM, while singing and at finish
         self._live: tuple[PitchTrack, int] = (PitchTrack(np.zeros(0), np.zeros(0), np.zeros(0)), 0)
         self._music_at = 0.0  # when the music hint was last decided (seconds of audio) and what it said
         self._music = False
@@ -253,7 +279,7 @@ class LiveSession:
             self._track_pitch(upto, parity)
         self._live = self.live_track()
         if not final and self.estimate is not None and self.trunks:
-            self._windows(budget=REDO_PER_PUSH)
+            self._windows()
 
     def _estimate(self) -> None:
         """`load_audio`'s decisions (where the singing starts, the loudness gain) on the audio so far."""
@@ -289,22 +315,29 @@ class LiveSession:
         return {"first": audio.offset // HOP, "gain": gain, "shift": reference_shift(track),
                 "cut": trunk.extractor.envelope_cut(voiced)}  # fmt: skip
 
-    def _stale(self, window: _Window, params: dict, floor: float, f0: np.ndarray) -> tuple[bool, bool]:
-        """Whether its plain and note-adjusted states must be redone for these recording-wide figures."""
-        used = window.params
-        if window.plain is None or used.get("first") != params["first"]:
-            return True, True
-        plain = abs(20 * np.log10(used["gain"] / params["gain"])) > GAIN_TOLERANCE_DB or used.get("end") is not None
-        note = (
-            plain
-            or window.note is None
-            or abs(used["shift"] - params["shift"]) > SHIFT_TOLERANCE
-            or used["cut"] != params["cut"]
+    @staticmethod
+    def _stale(used: dict | None, params: dict, end: int | None) -> bool:
+        """Whether a state made with the figures `used` must be redone for these (None: not made yet)."""
+        return (
+            used is None
+            or used["first"] != params["first"]
+            or abs(20 * np.log10(used["gain"] / params["gain"])) > GAIN_TOLERANCE_DB
+            or used["end"] is not None
+            or (end is not None and used["reach"] > end - params["first"] * HOP)  # it read audio past the end
+        )
+
+    def _stale_note(self, entry: tuple[torch.Tensor, dict] | None, params: dict, floor: float, f0: np.ndarray,
+                    end: int | None) -> bool:  # fmt: skip
+        """Whether a note-adjusted state must be redone: the plain figures, and the cut, floor and f0 it moved."""
+        if entry is None or self._stale(entry[1], params, end):
+            return True
+        used = entry[1]
+        return (
+            used["cut"] != params["cut"]
             or abs(10 * np.log10(used["floor"] / floor)) > FLOOR_TOLERANCE_DB
             or not np.array_equal(used["f0"] > 0, f0 > 0)
             or np.nanmax(np.abs(np.log2(np.where(f0 > 0, f0, 1) / np.where(used["f0"] > 0, used["f0"], 1)))) > 1e-3
         )
-        return plain, note
 
     def _power(self, trunk: _Trunk, first: int, start: int, frames: int, end: int | None) -> np.ndarray:
         """Power spectrogram of the frames [start, start + frames) of the recording that begins at frame `first`
@@ -322,9 +355,10 @@ class LiveSession:
                           return_complex=True).abs().square()  # fmt: skip
         return spec.T.numpy()
 
-    def _windows(self, budget: int | None, audio: VoiceAudio | None = None, track: PitchTrack | None = None,
-                 end: int | None = None, gain: float | None = None) -> None:  # fmt: skip
-        """Compute the complete windows not done yet and (up to `budget`, None = all) those gone stale."""
+    def _windows(self, audio: VoiceAudio | None = None, track: PitchTrack | None = None, end: int | None = None,
+                 gain: float | None = None) -> None:  # fmt: skip
+        """Compute the complete windows not done yet and those gone stale, in one LSTM batch per trunk (every stale
+        window at once: a window left stale while singing is redone at `finish`, where it costs the singer)."""
         audio = self.estimate if audio is None else audio
         if track is None:
             track, _ = self._live
@@ -344,22 +378,27 @@ class LiveSession:
             else:
                 starts = list(range(0, max(0, limit - size + 1), step))
             f0_all = np.nan_to_num(track.f0, nan=0.0)
+            bracket = _bracket(params["shift"])
             todo, redo = [], []
             for s in starts:
                 f0 = np.pad(f0_all[s : s + size], (0, max(0, s + size - f0_all.size)))
                 window = trunk.windows.get(s)
                 if window is None:
-                    todo.append((s, f0, True, True))
+                    todo.append((s, f0, True, [params["shift"]] if end is not None else list(bracket)))
                     continue
                 floor = self._floor(trunk, window.params.get("max_power", 0.0), params["gain"])
-                plain, note = self._stale(window, params, floor, f0)
-                if end is not None and window.params.get("reach", 0) > end - params["first"] * HOP:
-                    plain = note = True  # it read audio past the recording's end
-                if plain or note:
-                    redo.append((s, f0, plain, note))
-            jobs = todo + (redo if budget is None else redo[:budget])
+                plain = window.plain is None or self._stale(window.params, params, end)
+                fresh = {k for k, entry in window.notes.items() if not self._stale_note(entry, params, floor, f0, end)}
+                if end is None:  # while singing: the grid points around the running shift
+                    shifts = [k for k in bracket if k not in fresh]
+                else:  # finish: interpolated if both grid points are fresh, else computed at the shift itself
+                    shifts = [] if params["shift"] in fresh or set(bracket) <= fresh else [params["shift"]]
+                if plain or shifts:
+                    redo.append((s, f0, plain, shifts))
+            jobs = todo + redo
             if jobs:
                 self._run(trunk, jobs, params, end)
+                self.sequences["push" if end is None else "finish"] += sum(plain + len(k) for _, _, plain, k in jobs)
         self.timings["lstm"] += time.perf_counter() - start
 
     def _floor(self, trunk: _Trunk, max_power: float, gain: float) -> float:
@@ -376,29 +415,27 @@ class LiveSession:
         scale = np.float32(params["gain"] ** 2)
         floor = max(float(scale) * max_power, 1e-20) * 1e-10
         features, slots = [], []
-        for s, f0, plain, note in jobs:
+        for s, f0, plain, shifts in jobs:
             power = powers[s] * scale
             if plain:
                 features.append(power @ fx.mel_filters)
-                slots.append((s, "plain"))
-            if note:
-                shifted = fx.shift_harmonics(power, params["shift"], f0, cut=params["cut"], floor=floor)
+                slots.append((s, None))
+            for shift in shifts:
+                shifted = fx.shift_harmonics(power, shift, f0, cut=params["cut"], floor=floor)
                 features.append((shifted @ fx.mel_filters).astype(np.float32))
-                slots.append((s, "note"))
+                slots.append((s, shift))
         with torch.inference_mode():
             states = trunk.model.window_states(torch.from_numpy(np.stack(features).astype(np.float32)))
         reach = lambda s: (s + size - 1) * HOP + fx.n_fft // 2  # noqa: E731 - last sample a window reads
-        for (s, copy), state in zip(slots, states, strict=True):
+        f0s = {s: f0 for s, f0, *_ in jobs}
+        for (s, shift), state in zip(slots, states, strict=True):
             window = trunk.windows.setdefault(s, _Window())
-            setattr(window, copy, state)
-        for s, f0, _, note in jobs:
-            window = trunk.windows[s]
-            used = dict(params, end=end, reach=reach(s), max_power=float(powers[s].max()))
-            if note:
-                used |= {"f0": f0, "floor": floor}
+            used = {"first": params["first"], "gain": params["gain"], "end": end, "reach": reach(s),
+                    "max_power": float(powers[s].max())}  # fmt: skip
+            if shift is None:
+                window.plain, window.params = state, used
             else:
-                used |= {k: window.params[k] for k in ("f0", "floor", "shift", "cut")}
-            window.params = used
+                window.notes[shift] = (state, used | {"cut": params["cut"], "f0": f0s[s], "floor": floor})
 
     # --------------------------------------------------------------------------------------- finishing
 
@@ -490,12 +527,13 @@ class LiveSession:
         for trunk in self.trunks:
             fx = trunk.extractor
             gain = audio.gain * _raise_factor(fx, audio.samples)
-            self._windows(None, audio, track, end=end, gain=gain)
+            self._windows(audio, track, end=end, gain=gain)
             cfg = trunk.model.config
             starts = window_starts(1 + audio.samples.size // HOP, cfg.window_frames, trunk.model.window_step,
                                    cfg.min_coverage)  # fmt: skip
+            shift = reference_shift(track)
             plain = torch.stack([trunk.windows[s].plain for s in starts])
-            note = torch.stack([trunk.windows[s].note for s in starts])
+            note = torch.stack([trunk.windows[s].note_state(shift) for s in starts])
             counts = torch.tensor([len(starts)])
             with torch.inference_mode():
                 for name, head in trunk.heads.items():

@@ -485,8 +485,6 @@ def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> p
 
 MIC_RATE = 48000
 """The rate of the page's microphone chunks (Chromium's capture rate)."""
-LIVE_CHUNK_SECONDS = 0.5
-"""The in-process replay's chunk: the page's `stream_every` (the HTTP replay reads it from the page itself)."""
 UPDATE_WITHIN = 0.3
 """Seconds within which a live update should reach the page (issue 24)."""
 
@@ -505,6 +503,7 @@ def live_in_process(sources: dict[str, str], seconds: float, repeats: int) -> pd
     """A take pushed into `LiveSession` in the page's chunks, as the page's handler pushes them: each push, then
     `finish` (Stop -> answer without the transport) beside `Recommender.recommend` on the same audio, each after a
     reference pass; and how close the streamed embeddings are to the batch ones."""
+    from ..app.page import LIVE_CHUNK_SECONDS  # the page's stream_every (the HTTP replay reads it from the page)
     from ..live import LiveSession
     from ..recommender import Recommender
 

@@ -4,6 +4,8 @@ What Chromium sends for `gr.Audio(sources=["microphone"], streaming=True)` with 
 `.stop_recording(...)` (recorded from Chromium with a fake microphone, every request logged):
 - on page load: a session hash of its own and `GET gradio_api/heartbeat/{session_hash}`, held open for the tab's life
   (its end drops the session's state);
+- Record: the microphone's start event, if the page has one (`.start_recording`), joins the queue
+  (`POST gradio_api/queue/join`); the recording goes on without waiting for it;
 - every S seconds the recorder (a WAV MediaRecorder) hands over S seconds of 16-bit PCM, which the page uploads
   (`POST gradio_api/upload`) as `audio.wav`: the first hand-over's 44-byte header (RIFF and data sizes 0xFFFFFFF7
   and 0xFFFFFFD3, "unknown length") and the PCM;
@@ -74,7 +76,8 @@ class _Events:
 class PageSession:
     """One browser tab on the page at `url`: its session hash, heartbeat and event stream (see module doc)."""
 
-    def __init__(self, url: str, chunk_api: str = "live_chunk", stop_api: str = "live_stop", timeout: float = 120):
+    def __init__(self, url: str, chunk_api: str = "live_chunk", stop_api: str = "live_stop",
+                 start_api: str = "live_start", timeout: float = 120):  # fmt: skip
         self.url = url.rstrip("/") + "/"
         self.http = httpx.Client(base_url=self.url + "gradio_api/", timeout=timeout)
         config = self.http.get(self.url + "config").raise_for_status().json()
@@ -84,6 +87,7 @@ class PageSession:
         if missing:
             raise RuntimeError(f"The page at {url} has no {', '.join(missing)} event: is live mode wired?")
         self.chunk_event, self.stop_event = endpoints[chunk_api], endpoints[stop_api]
+        self.start_event = endpoints.get(start_api)
         self.every = float(self.chunk_event.get("stream_every") or 0.5)
         self.session_hash = "".join(random.choices(string.ascii_lowercase + string.digits, k=11))
         self._events = _Events()
@@ -142,7 +146,7 @@ class PageSession:
         return {"path": path, "url": f"{self.url}gradio_api/file={path}", "orig_name": "audio.wav", "size": len(wav),
                 "is_stream": True, "mime_type": "audio/wav", "meta": {"_type": "gradio.FileData"}}  # fmt: skip
 
-    def _inputs(self, event: dict, audio: dict) -> list:
+    def _inputs(self, event: dict, audio: dict | None) -> list:
         """The event's inputs as the page sends them: the recording's file, null for session state, and every other
         control at its value on the page (its default)."""
         target = self.chunk_event["targets"][0][0]
@@ -174,6 +178,8 @@ class PageSession:
         if n < 1:
             raise ValueError(f"The take is shorter than one chunk ({self.every} s).")
         start = time.perf_counter()
+        if self.start_event is not None:
+            self._join(self.start_event, self._inputs(self.start_event, None), event_data=None)
         handed = [start + (k + 1) * self.every for k in range(n)]
         latencies = [float("nan")] * n
         held: list[int] = []
