@@ -7,6 +7,9 @@ which is what such an encoder does with 15 s of audio.
 
 - HTTP round trip: a 15 s recording sent to `python app.py`'s /recommend as the page sends it (Gradio's HTTP API:
   upload, then the event's server-sent events) and with gradio_client, p50 over several calls;
+- live mode: a 15 s take pushed into `voicerec.live.LiveSession` in the page's chunks (each push, `finish`, the
+  agreement with the batch embeddings), and `python app.py`'s live events replayed as Chromium streams them
+  (`voicerec.tools.replay`) at 1 and 4 singers at once: Stop -> answer and the live updates' latency;
 - end to end: one 15 s recording through `Recommender.recommend`, with each stage's share (the one-off model and
   catalog loading is reported beside it), and the composed time at 10k and 1M songs;
 - search: the catalog index (`voicerec.search.index.VectorIndex`, exact up to 100k vectors, IVF-SQ8 above) against a
@@ -624,6 +627,13 @@ def run(
     if app:
         emit(f"HTTP round trip, one {seconds:.0f} s recording through python app.py's /recommend",
              markdown(http_round_trip(sources, seconds, requests)))  # fmt: skip
+    emit(f"Live mode in process: a {seconds:.0f} s take pushed into LiveSession in the page's chunks (median of "
+         f"{repeats} takes)", markdown(live_in_process(sources, seconds, repeats)))  # fmt: skip
+    if app:
+        with serve_app(_app_env(sources)) as (url, _):
+            table = markdown(live_over_http(url, seconds))
+        emit(f"Live mode over HTTP: python app.py's live events, a {seconds:.0f} s take streamed as Chromium streams "
+             "it (voicerec.tools.replay), Stop pressed at the last chunk", table)  # fmt: skip
     stages, e2e = end_to_end(seconds, repeats, sources)
     emit(f"End to end, one {seconds:.0f} s recording, catalog of {e2e['catalog_rows']} songs (median of {repeats})",
          markdown(stages))  # fmt: skip
