@@ -158,3 +158,26 @@ def test_range_test_on_the_page_feeds_the_songs(recommender):
     assert (round(details["profile"]["range"]["low"]), round(details["profile"]["range"]["high"])) == (41, 62)
     assert (sung["low"], sung["high"]) != (details["profile"]["range"]["low"], details["profile"]["range"]["high"])
     assert forget(take)[:2] == (None, None) and take.session is None
+
+
+def test_a_take_that_lost_audio_on_the_way_says_so(recommender):
+    """Gradio keeps only a stream's newest unprocessed chunk: when chunks go missing, the songs come with a warning
+    that names how much arrived. Chunks are sent in real time, as the microphone gives them; in one take two
+    seconds of them never arrive, as on a busy server."""
+    import time
+
+    _, chunk, stop = make_live(recommender)
+    audio = take_audio("tenor", 52, seed=5, seconds=6.0)
+
+    def paced(skip: slice | None) -> Take:
+        take, t0 = None, time.perf_counter()
+        for i in range(0, len(audio), CHUNK):
+            time.sleep(max(0.0, t0 + (i + CHUNK) / RATE - time.perf_counter()))  # the chunk's audio is over
+            if skip is None or not skip.start <= i < skip.stop:
+                take, *_ = chunk((RATE, audio[i : i + CHUNK]), take)
+        return take
+
+    whole, gapped = paced(None), paced(slice(2 * RATE, 4 * RATE))
+    assert whole.lost_seconds < 0.5 and gapped.lost_seconds > 1.5
+    assert not any("reached the server" in w for w in stop(whole, 2)[4]["profile"]["warnings"])
+    assert any("s you sang reached the server" in w for w in stop(gapped, 2)[4]["profile"]["warnings"])

