@@ -34,6 +34,7 @@ the mood embedding (TJAE normalises its input over the whole clip), and the sear
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -446,6 +447,7 @@ class LiveSession:
         range_weight: float = DEFAULT_RANGE_WEIGHT,
         distinct_titles: bool = True,
         measured_range: MeasuredRange | None = None,
+        languages: Collection[str] | None = None,
     ) -> Recommendations:
         """The take is over: what is left (see module doc), then the songs, as `Recommender.recommend` gives them."""
         start = time.perf_counter()
@@ -469,7 +471,8 @@ class LiveSession:
         self.sung_range = profile.range
         if measured_range is not None:
             profile.range = measured_range.apply(profile.range)
-        self.finished = self.recommender.rank_profile(profile, start, top, weights, range_weight, distinct_titles)
+        self.finished = self.recommender.rank_profile(profile, start, top, weights, range_weight, distinct_titles,
+                                                      languages)  # fmt: skip
         return self.finished
 
     def rerank(
@@ -479,6 +482,7 @@ class LiveSession:
         weights: dict[str, float] | None = None,
         range_weight: float = DEFAULT_RANGE_WEIGHT,
         distinct_titles: bool = True,
+        languages: Collection[str] | None = None,
     ) -> Recommendations:
         """The finished take's songs again with another range (a range test taken after it): no new analysis."""
         if self.finished is None or self.sung_range is None:
@@ -488,7 +492,7 @@ class LiveSession:
         profile = VoiceProfile(sung, old.embeddings, old.track, old.seconds, old.voiced_seconds, old.warnings,
                                old.timings)  # fmt: skip
         self.finished = self.recommender.rank_profile(profile, time.perf_counter(), top, weights, range_weight,
-                                                      distinct_titles)  # fmt: skip
+                                                      distinct_titles, languages)  # fmt: skip
         return self.finished
 
     def _final_track(self, audio: VoiceAudio) -> PitchTrack:

@@ -273,7 +273,7 @@ def make_live(recommender: Recommender):
         weights = page_weights(timbre, expression, timbre_note, expression_note, mood)
         with singer_errors("a live take"):
             try:
-                result = take.finish(recommender, int(top), weights, languages or None, measured)
+                result = take.finish(int(top), weights, languages or None, measured)
             except Exception:
                 drop_take(take)  # an unusable take: the next recording starts afresh
                 raise
@@ -337,7 +337,7 @@ def make_range_test(recommender: Recommender):
         message = (f"{test.instruction()} It now decides your voice type and how well each song fits; "
                    "sing live or upload a file to get your songs.")  # fmt: skip
         weights = page_weights(timbre, expression, timbre_note, expression_note, mood)
-        result = live.rerank(recommender, int(top), weights, languages or None, measured) if live else None
+        result = live.rerank(int(top), weights, languages or None, measured) if live else None
         if result is None:
             return (measured, message, *[gr.skip()] * 5)
         return (measured, f"{test.instruction()} Your songs below now use it.", *show(result))

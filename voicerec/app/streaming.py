@@ -88,16 +88,13 @@ class Take:
             self.range_test.feed(update.midi[new])
             self.fed_until = float(update.times[new][-1])
 
-    def finish(self, recommender: Recommender, top: int, weights: dict[str, float], languages: list[str] | None,
+    def finish(self, top: int, weights: dict[str, float], languages: list[str] | None,
                measured_range: MeasuredRange | None) -> Recommendations:  # fmt: skip
-        """The songs for the take (the language filter applied to the finished profile, which `finish` lacks)."""
+        """The songs for the take, with a warning if part of it never arrived."""
         with self.lock:
             if self.session is None:
                 raise RuntimeError("This take was dropped.")
-            start = time.perf_counter()
-            result = self.session.finish(top=top, weights=weights, measured_range=measured_range)
-            if languages:
-                result = recommender.rank_profile(result.profile, start, top, weights, languages=languages)
+            result = self.session.finish(top=top, weights=weights, measured_range=measured_range, languages=languages)
             lost = self.lost_seconds
             if lost > max(LOST_SECONDS, LOST_SHARE * self.wall_seconds):
                 result.profile.warnings.append(
@@ -111,17 +108,13 @@ class Take:
         """Seconds of the take that never arrived: the chunks' arrival span minus the audio received."""
         return max(0.0, self.wall_seconds - self.session.seconds) if self.session is not None else 0.0
 
-    def rerank(self, recommender: Recommender, top: int, weights: dict[str, float], languages: list[str] | None,
+    def rerank(self, top: int, weights: dict[str, float], languages: list[str] | None,
                measured_range: MeasuredRange | None) -> Recommendations | None:  # fmt: skip
         """The finished take's songs again with another measured range (no new analysis); None if not finished."""
         with self.lock:
             if self.session is None or self.session.finished is None:
                 return None
-            start = time.perf_counter()
-            result = self.session.rerank(measured_range, top=top, weights=weights)
-            if languages:
-                result = recommender.rank_profile(result.profile, start, top, weights, languages=languages)
-            return result
+            return self.session.rerank(measured_range, top=top, weights=weights, languages=languages)
 
     def close(self) -> None:
         """Drop the session (audio, pitch, LSTM states); the take stays a small empty shell."""
