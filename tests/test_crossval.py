@@ -60,3 +60,25 @@ def test_short_clips_joined_per_song_into_recordings_the_app_accepts(tmp_path):
     assert joined["path"].iloc[0].count(";") == 4
     audio = load_joined(joined["path"].iloc[0])
     assert 11.0 < audio.seconds <= 13.0 and np.isfinite(audio.samples).all()
+
+
+def test_cross_validation_embeds_a_clip_as_the_product_does(tmp_path):
+    """The dev folds choose recipes from window states computed by the training path; the held-out figures come
+    from `python -m voicerec embed`. Both must give the same plain and note-adjusted embeddings, or the folds
+    would judge another note adjustment than the one that ships."""
+    from training.crossval_ge2e import app_waves, embed_states
+    from training.finetune_ge2e import inference_states
+    from voicerec.audio.input import load_audio
+    from voicerec.embeddings import Embedder
+
+    path = tmp_path / "alto.flac"
+    sf.write(path, sing(scale_melody(57, 16, 0.5, seed=3), VOICES["alto"], 16000), 16000)
+    embedder = Embedder.from_pretrained()
+    model, extractor = embedder.models["timbre"]
+    product = embedder.embed(load_audio(path))
+    wave, f0 = app_waves(str(path))
+    plain = embed_states(model, [inference_states(model, extractor, wave)])[0]
+    note = embed_states(model, [inference_states(model, extractor, wave, f0)])[0]
+    assert plain @ product["timbre"] > 0.99999
+    assert note @ product["timbre_note"] > 0.99999
+    assert product["timbre"] @ product["timbre_note"] < 0.99  # the copy is moved: the check above can fail
