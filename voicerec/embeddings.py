@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,11 @@ from .audio.note_adjust import reference_shift, shift_pitch
 from .audio.pitch import PitchTrack, track_pitch
 from .defaults import resolve
 from .models.modeling_ge2e import GE2EModel
+
+SIDE_WORK = ThreadPoolExecutor(max_workers=4, thread_name_prefix="voicerec-side")
+"""Threads for the parts of a request that read the recording alone (the mood pass, the range and the music check),
+run beside the LSTM: numpy and torch release the GIL, so one singer's answer comes sooner where a core is free. Kept
+for the process (torch's per-thread set-up is paid once); no task waits on another, so requests only queue."""
 
 EMBEDDING_NAMES = ("timbre", "expression", "timbre_note", "expression_note", "mood")
 
@@ -207,6 +213,7 @@ class Embedder:
         adjustment; `timings`, if given, receives the seconds each stage took ("note_adjust": the inputs of the
         recording and of its note-adjusted copy, for every encoder)."""
         timings = {} if timings is None else timings
+        mood = SIDE_WORK.submit(self.timed_mood, audio.samples, timings)  # overlaps the LSTM's pass
         start = time.perf_counter()
         track = track_pitch(audio.samples, audio.sampling_rate) if track is None else track
         semitones = reference_shift(track)
@@ -216,19 +223,24 @@ class Embedder:
         out: dict[str, np.ndarray] = {}
         if self.shared_trunk:
             start = time.perf_counter()
-            (out["timbre"], out["timbre_note"]), (out["expression"], out["expression_note"]) = self._encode_shared(
-                inputs["timbre"]
+            (out["timbre"], out["timbre_note"]), (out["expression"], out["expression_note"]) = (
+                self._encode_shared(inputs["timbre"])
             )
             timings["timbre+expression"] = time.perf_counter() - start
         else:
             for name in names:
                 start = time.perf_counter()
-                out[name], out[f"{name}_note"] = self._encode(name, inputs[name])  # one batch: original + adjusted
+                out[name], out[f"{name}_note"] = self._encode(name, inputs[name])  # one batch: both copies
                 timings[name] = time.perf_counter() - start
-        start = time.perf_counter()
-        out["mood"] = self.embed_mood(audio.samples)
-        timings["mood"] = time.perf_counter() - start
+        out["mood"] = mood.result()
         return {name: out[name] for name in EMBEDDING_NAMES}
+
+    def timed_mood(self, samples: np.ndarray, timings: dict[str, float]) -> np.ndarray:
+        """`embed_mood`, its seconds put in `timings["mood"]` (it runs beside the LSTM, on another thread)."""
+        start = time.perf_counter()
+        mood = self.embed_mood(samples)
+        timings["mood"] = time.perf_counter() - start
+        return mood
 
     def embed_mood(self, samples: np.ndarray) -> np.ndarray:
         """The `mood` embedding: TJAE normalises the whole clip's log-mel, so it is taken over the whole clip."""

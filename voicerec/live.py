@@ -60,7 +60,7 @@ from .audio.note_adjust import reference_shift
 from .audio.pitch import HOP_SECONDS, PitchTrack, folded_track, local_pitch
 from .audio.range_test import MeasuredRange
 from .audio.vocal_range import VocalRange, note_name
-from .embeddings import EMBEDDING_NAMES, _unit
+from .embeddings import EMBEDDING_NAMES, SIDE_WORK, _unit
 from .models.modeling_ge2e import GE2EModel, window_starts
 from .recommender import Recommendations, Recommender, VoiceProfile
 from .search.ranking import DEFAULT_RANGE_WEIGHT
@@ -525,6 +525,7 @@ class LiveSession:
         embedder = self.recommender.embedder
         if not self.trunks:
             return embedder.embed(audio, track, timings)
+        mood = SIDE_WORK.submit(embedder.timed_mood, audio.samples, timings)  # overlaps the LSTM's pass
         start = time.perf_counter()
         out: dict[str, np.ndarray] = {}
         end = audio.offset + audio.samples.size
@@ -544,9 +545,7 @@ class LiveSession:
                     out[name] = _unit(head.pool(head.project(plain), counts).embeddings)[0]
                     out[f"{name}_note"] = _unit(head.pool(head.project(note), counts).embeddings)[0]
         timings["timbre+expression"] = time.perf_counter() - start
-        start = time.perf_counter()
-        out["mood"] = embedder.embed_mood(audio.samples)
-        timings["mood"] = time.perf_counter() - start
+        out["mood"] = mood.result()
         return {name: out[name] for name in EMBEDDING_NAMES}
 
     # ---------------------------------------------------------------------------------------- display

@@ -21,7 +21,7 @@ from .audio.pitch import PitchTrack, track_pitch
 from .audio.range_test import MeasuredRange
 from .audio.vocal_range import VocalRange, estimate_range, note_name
 from .defaults import resolve
-from .embeddings import EMBEDDING_NAMES, Embedder
+from .embeddings import EMBEDDING_NAMES, SIDE_WORK, Embedder
 from .search.catalog import Catalog
 from .search.index import VectorIndex
 from .search.ranking import DEFAULT_RANGE_WEIGHT, Recommendation, rank
@@ -211,20 +211,24 @@ class Recommender:
         measured_range: MeasuredRange | None = None,
     ) -> VoiceProfile:
         """The profile of a recording whose pitch is tracked; `embed()` gives its embeddings (a live session has
-        most of them already)."""
-        start = time.perf_counter()
-        sung = estimate_range(track, audio.samples, audio.sampling_rate)  # the recording adds the formant cue
-        if measured_range is not None:
-            sung = measured_range.apply(sung)
-        timings["range"] = time.perf_counter() - start
-        embeddings = embed()
+        most of them already).
+
+        The range and the music check run on another thread (`SIDE_WORK`) while `embed()` runs: they read only the
+        recording and its pitch, and numpy and torch release the GIL, so the answer comes sooner on a machine with
+        a core to spare. A refusal (no singing found) is raised before an error of `embed()`: it is the one to tell."""
+        checks = SIDE_WORK.submit(self._checks, audio, track, measured_range, timings)
+        try:
+            embeddings, failure = embed(), None
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the checks' own refusal
+            embeddings, failure = None, exc
+        sung, music = checks.result()
+        if failure is not None:
+            raise failure
         voice = decide_voice_type(sung, embeddings, self.voice_classifier)
         sung.voice_type = voice.label
         warnings = list(audio.warnings)
-        start = time.perf_counter()
-        if accompaniment.measure(audio.samples, audio.sampling_rate, track).detected:
+        if music:
             warnings.append(accompaniment.WARNING)
-        timings["accompaniment"] = time.perf_counter() - start
         if self.voice_classifier is None and self.voice_note:
             warnings.append(f"Voice type from pitch and formants only: {self.voice_note}.")
         if self.stale:
@@ -233,6 +237,20 @@ class Recommender:
                 "rebuild it with python -m voicerec catalog build."
             )
         return VoiceProfile(sung, embeddings, track, audio.seconds, audio.voiced_seconds, warnings, timings, voice)
+
+    @staticmethod
+    def _checks(audio: VoiceAudio, track: PitchTrack, measured_range: MeasuredRange | None,
+                timings: dict[str, float]) -> tuple[VocalRange, bool]:  # fmt: skip
+        """The range (raises AudioInputError if the recording shows no singing) and whether music is behind it."""
+        start = time.perf_counter()
+        sung = estimate_range(track, audio.samples, audio.sampling_rate)  # the recording adds the formant cue
+        if measured_range is not None:
+            sung = measured_range.apply(sung)
+        timings["range"] = time.perf_counter() - start
+        start = time.perf_counter()
+        music = accompaniment.measure(audio.samples, audio.sampling_rate, track).detected
+        timings["accompaniment"] = time.perf_counter() - start
+        return sung, music
 
     def recommend(
         self,
