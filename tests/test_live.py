@@ -60,3 +60,22 @@ def test_finish_runs_only_the_last_windows(recommender):
     batch = recommender.recommend((rate, x), top=3)
     for name, vector in batch.profile.embeddings.items():
         assert float(vector @ live.profile.embeddings[name]) > 0.9995, name
+
+
+def test_chunks_pushed_after_stop_leave_their_windows_to_finish(recommender):
+    """Stop pressed while the last chunks are pushed: they skip the encoder windows they complete, and `finish`
+    runs those in its own batch, with the same songs and embeddings as a take pushed in full."""
+    rate = 16000
+    x = sing(scale_melody(48, n_notes=16, seconds=0.5, seed=4), VOICES["tenor"], rate, seed=4).astype(np.float32)
+    chunks = [x[i : i + rate // 4] for i in range(0, len(x), rate // 4)]
+    full, stopped = LiveSession(recommender), LiveSession(recommender)
+    for chunk in chunks:
+        full.push(rate, chunk)
+    for k, chunk in enumerate(chunks):
+        stopped.push(rate, chunk, windows=k < len(chunks) - 8)  # the last 2 s arrive after Stop
+    assert sum(map(len, (t.windows for t in stopped.trunks))) < sum(map(len, (t.windows for t in full.trunks)))
+    a, b = full.finish(top=3), stopped.finish(top=3)
+    assert stopped.sequences["finish"] > full.sequences["finish"]  # finish did the windows the chunks left
+    for name, vector in a.profile.embeddings.items():
+        assert float(vector @ b.profile.embeddings[name]) > 0.9999, name
+    assert [i.song_id for i in a.items] == [i.song_id for i in b.items]

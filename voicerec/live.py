@@ -28,7 +28,10 @@ What runs as the audio arrives, and why the sum is the batch result:
   the nearest and its neighbours, caught the final shift on 6 of 6 synthetic takes against 4 of 6, for 40 % more
   LSTM work while singing; at 4 singers on 2 cores that work is what delays the live updates.)
 What is left for `finish`: the last chunk's frames, the windows above, the octave fix, the range and voice type,
-the mood embedding (TJAE normalises its input over the whole clip), and the search.
+the mood embedding (TJAE normalises its input over the whole clip), and the search; the mood pass, the range and
+the music check run beside the LSTM (`embeddings.SIDE_WORK`). A chunk pushed once Stop is pressed
+(`push(..., windows=False)`, the page's last chunk) leaves its windows to `finish`, which batches them with the
+windows that read the end.
 """
 
 from __future__ import annotations
@@ -198,8 +201,10 @@ class LiveSession:
     def seconds(self) -> float:
         return self._n / MODEL_RATE
 
-    def push(self, rate: int, samples: np.ndarray) -> LiveUpdate:
-        """Add a chunk (`rate` Hz, shaped (samples,) or (samples, channels)) and analyse what it completes."""
+    def push(self, rate: int, samples: np.ndarray, windows: bool = True) -> LiveUpdate:
+        """Add a chunk (`rate` Hz, shaped (samples,) or (samples, channels)) and analyse what it completes;
+        `windows=False` leaves the encoder windows it completes to `finish` (Stop is pressed: `finish` runs them in
+        its own LSTM batch, so computing them here would only delay the answer)."""
         start = time.perf_counter()
         if self.finished is not None:
             raise RuntimeError("This take is finished: start a new LiveSession.")
@@ -218,7 +223,7 @@ class LiveSession:
         if mono.size:
             self._raw_peak = max(self._raw_peak, float(np.max(np.abs(mono))))
         self._append(self._resampler.resample_chunk(mono) if self._resampler else mono)
-        self._advance(final=False)
+        self._advance(final=False, windows=windows)
         update = self._update(mono)
         self.timings["push"] += time.perf_counter() - start
         return update
@@ -267,7 +272,7 @@ class LiveSession:
             self._pitched = upto
             self._tail = (np.arange(upto, a + len(f0)) * HOP_SECONDS, f0[upto - a :])
 
-    def _advance(self, final: bool) -> None:
+    def _advance(self, final: bool, windows: bool = True) -> None:
         """Everything the audio so far completes: levels, pitch, the recording-wide estimates, encoder windows."""
         if final:
             self._measure_levels(1 + self._n // HOP, final=True)
@@ -279,7 +284,7 @@ class LiveSession:
         if not final and upto - self._pitched >= MIN_NEW_FRAMES and self._n >= 0.1 * MODEL_RATE:
             self._track_pitch(upto, parity)
         self._live = self.live_track()
-        if not final and self.estimate is not None and self.trunks:
+        if not final and windows and self.estimate is not None and self.trunks:
             self._windows()
 
     def _estimate(self) -> None:
