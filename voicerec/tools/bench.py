@@ -558,7 +558,7 @@ def _app_env(sources: dict[str, str]) -> dict[str, str]:
             "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}  # fmt: skip
 
 
-def live_over_http(url: str, seconds: float, singers: tuple[int, ...] = (1, 4), takes: int = 2) -> pd.DataFrame:
+def live_over_http(url: str, seconds: float, singers: tuple[int, ...] = (1, 4), takes: int = 6) -> pd.DataFrame:
     """The page's live events at `url` replayed as Chromium streams them (`voicerec.tools.replay`), `takes` takes per
     singer at each number of singers at once (staggered so the stops fall while the others sing): Stop -> answer and
     the live updates' latency, each beside the reference passes timed before and after the run."""
