@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from voicerec.app.page import LIVE_SINGERS, MAX_FILE_SIZE, build_demo
+from voicerec.app.page import LIVE_SINGERS, MAX_FILE_SIZE, PAGE_CSS, build_demo
 from voicerec.defaults import ARTEFACTS
 from voicerec.recommender import Recommender
 
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     recommender.warm_up()
     demo = build_demo(recommender, EXAMPLES_DIR, live_singers=args.live_singers)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
-    demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE, css=PAGE_CSS)
 
 
 if __name__ == "__main__":

@@ -140,8 +140,13 @@ def test_live_mode_shows_the_voice_while_singing_and_the_songs_after_stop(page, 
     page.locator("#live-view").wait_for()
     # Record pressed before the page's start-up events finish streams nothing (Gradio 6.31): wait for them
     page.locator("html[data-voicerec-loaded='1']").wait_for(state="attached")
-    page.evaluate(LIVE_OBSERVER)
     mic = page.locator("#live-mic")
+    clickable = "e => getComputedStyle(e).pointerEvents !== 'none'"
+    assert mic.evaluate(clickable)
+    page.evaluate("delete document.documentElement.dataset.voicerecLoaded")  # as before the start-up events
+    assert not mic.evaluate(clickable)  # the microphone waits for them
+    page.evaluate("document.documentElement.dataset.voicerecLoaded = '1'")
+    page.evaluate(LIVE_OBSERVER)
     mic.get_by_role("button", name="Record", exact=True).click()
     page.wait_for_timeout(7000)  # seven seconds of "singing" from the fake device
     during = page.evaluate("window.liveUpdates")

@@ -70,6 +70,13 @@ a note counts when you hold it steadily for half a second."""
 LIVE_SINGERS = 8
 """Singers streaming at once: each holds a worker while it records (Gradio's streaming events do)."""
 LIVE_CHUNK_SECONDS = 0.25
+PAGE_CSS = """
+html:not([data-voicerec-loaded]) #live-mic, html:not([data-voicerec-loaded]) #range-mic {
+    pointer-events: none; opacity: 0.5;
+}
+"""
+"""Given to `launch(css=...)`: the microphones take no click until the page's start-up events are done (it marks
+`<html data-voicerec-loaded>`), because Record pressed before them streams nothing in Gradio 6.31."""
 LIVE_WAITING = (
     '<div class="live-idle">Press <b>Record</b> and sing: your pitch and the notes you sing appear here.</div>'
 )
