@@ -21,6 +21,8 @@ from voicerec.embeddings import weights_fingerprint
 from voicerec.voice_type import (
     COMMIT_PROBABILITY,
     NEIGHBOUR_WORDS,
+    SHIPPED,
+    TIMBRE_WEIGHT,
     VoiceTypeClassifier,
     decide_voice_type,
     pitch_formant_logit,
@@ -150,7 +152,8 @@ def test_the_other_sex_is_named_when_it_is_not_ruled_out() -> None:
     """A voice whose sex is uncertain hedges with the other sex's likeliest type, not a neighbour of its own."""
     sung = _sung("baritone", NARROW_BARITONE)
     unsure = VoiceTypeClassifier(np.zeros(4), np.zeros(4), -pitch_formant_logit(sung) + 0.5, {"embedding": "timbre"})
-    answer = decide_voice_type(sung, {"timbre": np.ones(4)}, unsure)  # the cues sum to log-odds 0.5: 62 % female
+    at_full_weight = SHIPPED.but(timbre_weight=1.0)
+    answer = decide_voice_type(sung, {"timbre": np.ones(4)}, unsure, at_full_weight)  # log-odds 0.5: 62 % female
     assert answer.sex == "female" and not answer.committed and answer.alternative in MALE_TYPES
 
 
@@ -168,7 +171,26 @@ def test_the_timbre_classifier_round_trips_and_moves_the_answer(tmp_path) -> Non
     male_timbre = decide_voice_type(sung, {"timbre": -direction}, loaded)
     assert alone.method == "pitch and formants" and female_timbre.method.startswith("timbre classifier")
     assert male_timbre.female_probability < alone.female_probability < female_timbre.female_probability
-    assert female_timbre.cues["timbre"] == pytest.approx(6.0, abs=1e-5)
+    assert female_timbre.cues["timbre"] == pytest.approx(6.0 * TIMBRE_WEIGHT, abs=1e-5)
+    unweighted = decide_voice_type(sung, {"timbre": direction}, loaded, SHIPPED.but(timbre_weight=0.0))
+    assert unweighted.probabilities == pytest.approx(alone.probabilities)
+
+
+def test_the_timbre_weight_is_lower_when_the_timbre_cue_repeats_the_pitch_cue() -> None:
+    """Leave-singers-out choice of the timbre weight: a cue that only echoes pitch and formants (plus noise) gets
+    less weight than one that knows what they miss."""
+    from training.fit_voice_type import choose_timbre_weight, sex_log_loss
+
+    rng = np.random.default_rng(0)
+    singers = np.repeat(np.arange(40), 5).astype(str)
+    female = np.repeat(rng.random(40) < 0.5, 5)
+    truth = np.where(female, 1.0, -1.0) * 2 + rng.normal(0, 1, female.size)  # what the voice really says
+    pitch = 0.5 * (truth + rng.normal(0, 2, female.size))  # a noisy, cautious sight of it
+    echo = 2 * pitch + rng.normal(0, 1, female.size)  # the timbre cue learned from pitch-labelled singers
+    independent = 0.5 * (truth + rng.normal(0, 2, female.size))  # another sight of the truth, its own noise
+    assert choose_timbre_weight(pitch, echo, female, singers) < choose_timbre_weight(pitch, independent, female,
+                                                                                     singers) == 1.0  # fmt: skip
+    assert sex_log_loss(pitch, echo, 1.0, female, singers) > sex_log_loss(pitch, echo, 0.25, female, singers)
 
 
 def test_the_shipped_classifier_reads_the_shipped_timbre_encoder() -> None:
@@ -178,6 +200,7 @@ def test_the_shipped_classifier_reads_the_shipped_timbre_encoder() -> None:
     assert classifier.coef.shape == classifier.mean.shape == (classifier.config["embedding_size"],)
     assert classifier.encoder_fingerprint == weights_fingerprint(HUB_DIR / "voicerec-sscl-timbre")
     assert (HUB_DIR / "voicerec-voice-type" / "README.md").read_text().count("CC BY-NC-SA 4.0") >= 1
+    assert classifier.config["timbre_weight"] == TIMBRE_WEIGHT  # the fitted weight, copied into voice_type.py
 
 
 def test_other_encoders_fall_back_to_pitch_and_formants(tiny_encoders, singing) -> None:

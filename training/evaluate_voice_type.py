@@ -9,6 +9,8 @@ Figures (each with a 95 % bootstrap interval over singers, 2,000 resamples of th
 - commits: how often the answer names one type only; strict where it commits;
 - opposite sex for a bass or a soprano: must be 0.
 Singer level: the majority of the singer's clips (a tie counts as wrong), and the singer's commit share.
+`commit_tradeoff`: the commit rate and strict part where it commits, had the answer committed at other thresholds;
+`commit_chosen_elsewhere`: each singer's answers committed at the threshold chosen on the other singers.
 
 `fit_voice_type` reports the leave-singers-out figures on the dev singers with these functions. On another folder
 with the same manifest columns (the held-out singers), the shipped model is measured as the app runs it:
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +137,47 @@ def summary_rows(name: str, outcomes: list[Outcome]) -> list[dict]:
     return [clip, singer]
 
 
+COMMIT_THRESHOLDS = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
+MIN_COMMITS = 3
+"""A threshold is chosen only where the other singers' answers commit at least this often (else none commits)."""
+
+
+def committed_at(outcomes: list[Outcome], threshold: float) -> list[Outcome]:
+    """The same answers, committing when the top type is at least `threshold` likely."""
+    return [replace(o, answer=replace(o.answer, committed=max(o.answer.probabilities.values()) >= threshold))
+            for o in outcomes]  # fmt: skip
+
+
+def commit_tradeoff(outcomes: list[Outcome], thresholds: tuple[float, ...] = COMMIT_THRESHOLDS) -> pd.DataFrame:
+    """Commit rate and strict part where it commits, at each threshold (clips with a part)."""
+    rows = []
+    for threshold in thresholds:
+        clip = summary_rows("", committed_at([o for o in outcomes if o.part], threshold))[0]
+        rows.append({"commit when the top type reaches": threshold, "commits": clip["commits"],
+                     "strict where it commits": clip["strict where it commits"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def commit_chosen_elsewhere(
+    outcomes: list[Outcome], target: float = 0.7, thresholds: tuple[float, ...] = COMMIT_THRESHOLDS
+) -> tuple[list[Outcome], dict[str, float]]:
+    """Each singer's answers committed at the lowest threshold at which the *other* singers' committed answers are
+    strictly right at least `target` of the time (at least `MIN_COMMITS` of them): whether choosing the threshold on
+    some singers holds on a new one. Returns the answers and each singer's threshold."""
+    with_part = [o for o in outcomes if o.part]
+    out, chosen = [], {}
+    for singer in dict.fromkeys(o.singer for o in with_part):
+        others = [o for o in with_part if o.singer != singer]
+        good = []
+        for threshold in thresholds:
+            strict = [o.strict for o in committed_at(others, threshold) if o.answer.committed]
+            if len(strict) >= MIN_COMMITS and np.mean(strict) >= target:
+                good.append(threshold)
+        chosen[singer] = min(good) if good else 1.0
+        out += committed_at([o for o in with_part if o.singer == singer], chosen[singer])
+    return out, chosen
+
+
 def main() -> None:
     from training.voice_type_data import analyse_clips, embed_clips
     from voicerec.embeddings import Embedder
@@ -168,6 +211,8 @@ def main() -> None:
                          + summary_rows("the former rule", before))  # fmt: skip
     print(f"\n## Voice type on {args.data.name} ({len(clips)} singing clips, {rows['singer'].nunique()} singers)\n")
     print(table.to_markdown(index=False))
+    print(f"\nCommit rate against strict part where it commits (shipped answer):\n\n"
+          f"{commit_tradeoff(with_classifier).to_markdown(index=False)}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,7 +11,14 @@ What is fitted, each singer weighing the same whatever their number of clips:
   corpora have no labels, and ten labelled singers are too few to learn a sex direction in 256 dimensions (alone
   they give pjs's man a female timbre);
 - the part constants (`PART_CENTRES`, `PART_SPREAD`): the mean tessitura centre of each gtsinger-dev part's singers
-  and the clips' spread around it.
+  and the clips' spread around it;
+- the timbre cue's weight (`TIMBRE_WEIGHT`): of `TIMBRE_WEIGHTS`, the one whose sum of the two cues has the lowest
+  log-loss of "female" over the labelled singers' leave-singers-out cues (inside the cross-validation, chosen on the
+  other singers' cues).
+
+The commit threshold is not fitted: the table of commit rate against strict part at other thresholds is printed,
+and so is the answer with each singer's threshold chosen on the other singers (does a lower threshold hold on a
+new singer?).
 
 Leave-singers-out: each labelled singer in turn is left out of every fit above (its pseudo-labelled helpers stay),
 and the held-out singer's clips are answered by the fold's models; figures by `training.evaluate_voice_type`.
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -33,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from training.evaluate_voice_type import Outcome, summary_rows
+from training.evaluate_voice_type import Outcome, commit_chosen_elsewhere, commit_tradeoff, summary_rows
 from training.voice_type_data import Clip, analyse_clips, embed_clips, labelled_clips, unlabelled_clips
 from voicerec.audio.vocal_range import VOICE_TYPES
 from voicerec.embeddings import Embedder
@@ -41,6 +49,7 @@ from voicerec.export import MODEL_CARDS
 from voicerec.tools.bench import Reference
 from voicerec.voice_type import (
     SHIPPED,
+    TIMBRE_WEIGHTS,
     TYPES_OF_SEX,
     Constants,
     VoiceType,
@@ -137,28 +146,68 @@ def fit(labelled: list[Clip], labelled_emb: np.ndarray, unlabelled: list[Clip], 
     return constants, fit_classifier(embeddings, sexes, singers, C, config), helpers
 
 
+def sex_log_loss(pitch: np.ndarray, timbre: np.ndarray, weight: float, female: np.ndarray,
+                 singers: np.ndarray) -> float:  # fmt: skip
+    """Log-loss of "female" from pitch + weight x timbre log-odds, each singer weighing the same."""
+    z = np.clip(pitch + weight * timbre, -50, 50)
+    return float(np.average(np.logaddexp(0.0, np.where(female, -z, z)), weights=singer_weights(singers)))
+
+
+def choose_timbre_weight(pitch: np.ndarray, timbre: np.ndarray, female: np.ndarray, singers: np.ndarray) -> float:
+    """The `TIMBRE_WEIGHTS` value with the lowest `sex_log_loss`."""
+    return min(TIMBRE_WEIGHTS, key=lambda w: sex_log_loss(pitch, timbre, w, female, singers))
+
+
+@dataclass
+class CrossValidation:
+    """Leave-one-labelled-singer-out answers, and each clip's two cues (log-odds of "female") from its fold."""
+
+    outcomes: dict[str, list[Outcome]]
+    pitch: np.ndarray
+    timbre: np.ndarray
+    """The timbre classifier's log-odds, unweighted."""
+    weights: dict[str, float]
+    """The timbre weight each held-out singer's answers used (chosen on the other singers' cues)."""
+
+
 def cross_validate(labelled: list[Clip], labelled_emb: np.ndarray, unlabelled: list[Clip],
                    unlabelled_emb: np.ndarray, C: float, range_penalty: float,
-                   commit: float) -> dict[str, list[Outcome]]:  # fmt: skip
-    """Leave-one-labelled-singer-out answers: with the classifier, without it, and the former rule."""
-    out: dict[str, list[Outcome]] = {"classifier + pitch/formants": [], "pitch/formants only (fallback)": [],
-                                     "the former rule (estimate_range)": []}  # fmt: skip
+                   commit: float) -> CrossValidation:  # fmt: skip
+    """Leave-one-labelled-singer-out answers: with the classifier (its weight chosen on the other singers, and at
+    full weight as before), without it, and the former rule."""
     singers = np.array([c.singer for c in labelled])
+    folds = []
     for singer in dict.fromkeys(singers):
         train = singers != singer
         constants, classifier, _ = fit([c for c, t in zip(labelled, train, strict=True) if t], labelled_emb[train],
                                        unlabelled, unlabelled_emb, C, {"embedding": "timbre"})  # fmt: skip
-        constants = constants.but(range_penalty=range_penalty, commit_probability=commit)
-        for i in np.flatnonzero(~train):
-            clip = labelled[i]
-            embeddings = {"timbre": labelled_emb[i]}
-            for name, answer in (
-                ("classifier + pitch/formants", decide_voice_type(clip.range, embeddings, classifier, constants)),
-                ("pitch/formants only (fallback)", decide_voice_type(clip.range, None, None, constants)),
-                ("the former rule (estimate_range)", VoiceType(clip.range.voice_type, "", 0.0, {}, True)),
-            ):
-                out[name].append(Outcome(clip.singer, clip.sex, clip.part, answer))
-    return out
+        folds.append((singer, constants.but(range_penalty=range_penalty, commit_probability=commit), classifier))
+    fold_of = {singer: (constants, classifier) for singer, constants, classifier in folds}
+    pitch, timbre = np.zeros(len(labelled)), np.zeros(len(labelled))
+    for i, clip in enumerate(labelled):
+        constants, classifier = fold_of[clip.singer]
+        cues = decide_voice_type(clip.range, {"timbre": labelled_emb[i]}, classifier, constants.but(timbre_weight=1.0))
+        pitch[i], timbre[i] = cues.cues["pitch and formants"], cues.cues["timbre"]
+    female = np.array([c.sex == "female" for c in labelled])
+    weights = {singer: choose_timbre_weight(pitch[singers != singer], timbre[singers != singer],
+                                            female[singers != singer], singers[singers != singer])
+               for singer in fold_of}  # fmt: skip
+    names = ("classifier + pitch/formants", "classifier at full weight (before)", "pitch/formants only (fallback)",
+             "the former rule (estimate_range)")
+    out: dict[str, list[Outcome]] = {name: [] for name in names}
+    for i, clip in enumerate(labelled):
+        constants, classifier = fold_of[clip.singer]
+        embeddings = {"timbre": labelled_emb[i]}
+        for name, answer in (
+            ("classifier + pitch/formants", decide_voice_type(clip.range, embeddings, classifier,
+                                                              constants.but(timbre_weight=weights[clip.singer]))),
+            ("classifier at full weight (before)", decide_voice_type(clip.range, embeddings, classifier,
+                                                                     constants.but(timbre_weight=1.0))),
+            ("pitch/formants only (fallback)", decide_voice_type(clip.range, None, None, constants)),
+            ("the former rule (estimate_range)", VoiceType(clip.range.voice_type, "", 0.0, {}, True)),
+        ):  # fmt: skip
+            out[name].append(Outcome(clip.singer, clip.sex, clip.part, answer))
+    return CrossValidation(out, pitch, timbre, weights)
 
 
 VOICE_TYPE_CARD = MODEL_CARDS / "voice_type.md"
@@ -171,6 +220,7 @@ def write_card(folder: Path, config: dict, table: str) -> None:
         "encoder": config["encoder"], "encoder_fingerprint": config["encoder_fingerprint"],
         "labelled_singers": config["labelled_singers"], "helper_singers": config["helper_singers"],
         "helper_female": config["helper_female"], "c": config["C"], "table": table, "license_note": LICENSE_NOTE,
+        "timbre_weight": config.get("timbre_weight", SHIPPED.timbre_weight),
     }  # fmt: skip
     (folder / "README.md").write_text(Template(VOICE_TYPE_CARD.read_text()).substitute(fields))
 
@@ -198,12 +248,24 @@ def main() -> None:
     unlabelled_emb = embed_clips(unlabelled, embedder)["timbre"]
     embed_s = time.perf_counter() - start
     start = time.perf_counter()
-    outcomes = cross_validate(labelled, labelled_emb, unlabelled, unlabelled_emb, args.C, args.range_penalty,
-                              args.commit)  # fmt: skip
+    cv = cross_validate(labelled, labelled_emb, unlabelled, unlabelled_emb, args.C, args.range_penalty, args.commit)
+    outcomes = cv.outcomes
+    shipped = outcomes["classifier + pitch/formants"]
+    elsewhere, thresholds = commit_chosen_elsewhere(shipped)
+    outcomes["classifier + pitch/formants, commit threshold chosen on the other singers"] = elsewhere
     rows = [row for name, result in outcomes.items() for row in summary_rows(name, [o for o in result if o.part])]
     table = pd.DataFrame(rows).to_markdown(index=False)
     print(f"\n## Voice type on gtsinger-dev, leave-singers-out ({sum(bool(c.part) for c in labelled)} clips, "
           f"{len({c.singer for c in labelled if c.part})} singers)\n\n{table}\n")  # fmt: skip
+    print(f"Commit rate against strict part where it commits (classifier + pitch/formants):\n\n"
+          f"{commit_tradeoff(shipped).to_markdown(index=False)}\n\nThreshold chosen on the other singers "
+          f"(strict >= 0.7 where it commits): {json.dumps(thresholds)}\n")  # fmt: skip
+    singers = np.array([c.singer for c in labelled])
+    female = np.array([c.sex == "female" for c in labelled])
+    losses = {w: round(sex_log_loss(cv.pitch, cv.timbre, w, female, singers), 4) for w in TIMBRE_WEIGHTS}
+    timbre_weight = choose_timbre_weight(cv.pitch, cv.timbre, female, singers)
+    print(f"Man/woman log-loss by timbre weight (leave-singers-out cues, {len(set(singers))} singers): {losses}; "
+          f"per held-out singer: {json.dumps(cv.weights)}")  # fmt: skip
     for name, result in outcomes.items():
         man = [o.sex_right for o in result if o.singer == "pjs_singer"]
         if man:
@@ -215,10 +277,12 @@ def main() -> None:
               "embedding_size": int(labelled_emb.shape[1]), "C": args.C}  # fmt: skip
     constants, classifier, helpers = fit(labelled, labelled_emb, unlabelled, unlabelled_emb, args.C, config)
     config |= {"labelled_singers": len({c.singer for c in labelled}), "helper_singers": len(helpers),
-               "helper_female": sum(s == "female" for s in helpers.values()), "clear_margin": CLEAR_MARGIN}  # fmt: skip
+               "helper_female": sum(s == "female" for s in helpers.values()), "clear_margin": CLEAR_MARGIN,
+               "timbre_weight": timbre_weight}  # fmt: skip
     classifier.config = config
+    constants = constants.but(timbre_weight=timbre_weight)
     print("\nConstants fitted on all singers (shipped in voicerec/voice_type.py):")
-    for key in ("sex_slope", "sex_boundary", "part_centres", "part_spread"):
+    for key in ("sex_slope", "sex_boundary", "part_centres", "part_spread", "timbre_weight"):
         print(f"  {key}: fitted {getattr(constants, key)}, shipped {getattr(SHIPPED, key)}")
     print(f"  helper singers: {json.dumps(helpers)}")
     if not args.no_save:
