@@ -55,6 +55,7 @@ from voicerec.voice_type import (
     VoiceType,
     VoiceTypeClassifier,
     decide_voice_type,
+    pitch_formant_logit,
     size_score,
 )
 
@@ -176,18 +177,14 @@ def cross_validate(labelled: list[Clip], labelled_emb: np.ndarray, unlabelled: l
     """Leave-one-labelled-singer-out answers: with the classifier (its weight chosen on the other singers, and at
     full weight as before), without it, and the former rule."""
     singers = np.array([c.singer for c in labelled])
-    folds = []
+    fold_of = {}
     for singer in dict.fromkeys(singers):
         train = singers != singer
         constants, classifier, _ = fit([c for c, t in zip(labelled, train, strict=True) if t], labelled_emb[train],
                                        unlabelled, unlabelled_emb, C, {"embedding": "timbre"})  # fmt: skip
-        folds.append((singer, constants.but(range_penalty=range_penalty, commit_probability=commit), classifier))
-    fold_of = {singer: (constants, classifier) for singer, constants, classifier in folds}
-    pitch, timbre = np.zeros(len(labelled)), np.zeros(len(labelled))
-    for i, clip in enumerate(labelled):
-        constants, classifier = fold_of[clip.singer]
-        cues = decide_voice_type(clip.range, {"timbre": labelled_emb[i]}, classifier, constants.but(timbre_weight=1.0))
-        pitch[i], timbre[i] = cues.cues["pitch and formants"], cues.cues["timbre"]
+        fold_of[singer] = (constants.but(range_penalty=range_penalty, commit_probability=commit), classifier)
+    pitch = np.array([pitch_formant_logit(clip.range, fold_of[clip.singer][0]) for clip in labelled])
+    timbre = np.array([fold_of[clip.singer][1].logit(e) for clip, e in zip(labelled, labelled_emb, strict=True)])
     female = np.array([c.sex == "female" for c in labelled])
     weights = {singer: choose_timbre_weight(pitch[singers != singer], timbre[singers != singer],
                                             female[singers != singer], singers[singers != singer])
