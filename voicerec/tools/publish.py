@@ -27,7 +27,7 @@ MODEL_REPOS = {repo: env for key, (env, repo) in ARTEFACTS.items() if key != "ca
 TRANSFORMERS_REPOS = tuple(ARTEFACTS[key][1] for key in ("timbre", "expression", "mood"))
 """The encoders, loaded with `AutoModel.from_pretrained(..., trust_remote_code=True)`; the voice-type classifier is
 two plain files (`voicerec.voice_type.VoiceTypeClassifier`)."""
-DATASET_REPO, DATASET_ENV = "voicerec-catalog", "VOICEREC_CATALOG"
+DATASET_ENV, DATASET_REPO = ARTEFACTS["catalog"]
 SPACE_REPO = "voicerec"
 SPACE_CARD = REPO_ROOT / "model_cards" / "space.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
