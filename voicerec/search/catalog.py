@@ -103,6 +103,7 @@ class Catalog:
     source: str
     _matrices: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _table: pd.DataFrame | None = field(default=None, repr=False)
+    _columns: dict[str, list] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -127,6 +128,13 @@ class Catalog:
         if self._table is None:
             self._table = self.data.remove_columns([*EMBEDDING_NAMES, "fused"]).to_pandas()
         return self._table
+
+    def columns(self) -> dict[str, list]:
+        """The descriptive columns as Python lists (computed once): a request reads a few hundred rows by
+        position, which a DataFrame serves a pandas lookup at a time."""
+        if self._columns is None:
+            self._columns = {name: self.table()[name].tolist() for name in self.table().columns}
+        return self._columns
 
     def matrix(self, column: str) -> np.ndarray:
         """A list column as one (rows, dim) float32 array (computed once)."""

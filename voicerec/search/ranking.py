@@ -95,6 +95,21 @@ def language_ids(catalog: Catalog, languages: Collection[str]) -> np.ndarray:
     return np.flatnonzero(table["language"].fillna("").str.lower().isin(wanted).to_numpy())
 
 
+class _Row:
+    """One catalog entry read from `Catalog.columns` by attribute, as a table row is."""
+
+    __slots__ = ("_columns", "_i")
+
+    def __init__(self, columns: dict[str, list], i: int) -> None:
+        self._columns, self._i = columns, i
+
+    def __getattr__(self, name: str):
+        try:
+            return self._columns[name][self._i]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 def rank(
     query: dict[str, np.ndarray],
     singer: VocalRange | None,
@@ -133,21 +148,18 @@ def rank(
         ids = ids[0][ids[0] >= 0]
     sims = {n: catalog.matrix(n)[ids] @ (query[n] / np.linalg.norm(query[n])) for n in EMBEDDING_NAMES}
     score = sum(w[n] * sims[n] for n in EMBEDDING_NAMES)
-    table = catalog.table()
-    rows = table.iloc[ids]
+    columns = catalog.columns()
     fits = np.full(len(ids), np.nan)
     shifts = np.zeros(len(ids), dtype=int)
     if singer is not None:
-        shifts, fits = range_fits(*(rows[c].to_numpy(float) for c in RANGE_COLUMNS), singer)
+        shifts, fits = range_fits(*(np.asarray(columns[c], dtype=float)[ids] for c in RANGE_COLUMNS), singer)
     match = np.where(np.isfinite(fits), (1 - range_weight) * score + range_weight * fits, score)  # no range: voice
     out: list[Recommendation] = []
     seen: set[tuple[str, str]] = set()
-    has = set(rows.columns)
-    records = list(rows.itertuples(index=False))  # by position below: rows.iloc[j] costs a pandas lookup each
     for j in np.argsort(-match, kind="stable"):
-        row = records[j]
-        own = bool(row.own_artist) if "own_artist" in has else False
-        lyrics = (row.lyrics or "") if "lyrics" in has else ""
+        row = _Row(columns, int(ids[j]))
+        own = bool(row.own_artist) if "own_artist" in columns else False
+        lyrics = (row.lyrics or "") if "lyrics" in columns else ""
         if distinct_titles:
             key = song_key(row.title, row.artist, lyrics, row.song_id)
             if key in seen:
@@ -181,7 +193,7 @@ def rank(
                 range_low=float(row.range_low),
                 range_high=float(row.range_high),
                 own_artist=own,
-                language=(row.language or "") if "language" in has else "",
+                language=(row.language or "") if "language" in columns else "",
                 lyrics=lyrics,
             )  # fmt: skip
         )
