@@ -63,8 +63,8 @@ def test_finish_runs_only_the_last_windows(recommender):
 
 
 def test_chunks_pushed_after_stop_leave_their_windows_to_finish(recommender):
-    """Stop pressed while the last chunks are pushed: they skip the encoder windows they complete, and `finish`
-    runs those in its own batch, with the same songs and embeddings as a take pushed in full."""
+    """Stop pressed while the last chunks are pushed: they are only taken in, and `finish` tracks their pitch and
+    runs the windows they complete in its own batch, with the same songs and embeddings as a take pushed in full."""
     rate = 16000
     x = sing(scale_melody(48, n_notes=16, seconds=0.5, seed=4), VOICES["tenor"], rate, seed=4).astype(np.float32)
     chunks = [x[i : i + rate // 4] for i in range(0, len(x), rate // 4)]
@@ -72,10 +72,43 @@ def test_chunks_pushed_after_stop_leave_their_windows_to_finish(recommender):
     for chunk in chunks:
         full.push(rate, chunk)
     for k, chunk in enumerate(chunks):
-        stopped.push(rate, chunk, windows=k < len(chunks) - 8)  # the last 2 s arrive after Stop
+        stopped.push(rate, chunk, stopping=k >= len(chunks) - 8)  # the last 2 s arrive after Stop
     assert sum(map(len, (t.windows for t in stopped.trunks))) < sum(map(len, (t.windows for t in full.trunks)))
     a, b = full.finish(top=3), stopped.finish(top=3)
     assert stopped.sequences["finish"] > full.sequences["finish"]  # finish did the windows the chunks left
     for name, vector in a.profile.embeddings.items():
         assert float(vector @ b.profile.embeddings[name]) > 0.9999, name
     assert [i.song_id for i in a.items] == [i.song_id for i in b.items]
+
+
+def test_range_and_music_cues_are_measured_while_singing(recommender):
+    """The range's formant and overtone cues and the music check's energies are measured frame by frame as the
+    audio arrives; at Stop they are gathered, only the frames near the trimmed ends measured again, and the range,
+    voice type and music verdict are the batch ones."""
+    from voicerec.audio import accompaniment
+    from voicerec.audio.formants import formant_frequencies, harmonic_share
+
+    rate = 16000
+    x = sing(scale_melody(45, n_notes=24, seconds=0.5, seed=5), VOICES["bass"], rate, seed=5).astype(np.float32)
+    x = np.concatenate([np.zeros(rate // 2, np.float32), x, np.zeros(rate // 2, np.float32)])
+    session = LiveSession(recommender)
+    for i in range(0, len(x), rate // 4):
+        session.push(rate, x[i : i + rate // 4])
+    gathered = {}
+    known = session._known
+    session._known = lambda audio, track: gathered.setdefault("cues", (known(audio, track), audio, track))[0]
+    live = session.finish(top=3)
+    cues, audio, track = gathered["cues"]
+    for measured in (cues.formants, cues.overtones, cues.music):
+        assert measured.done[track.voiced].mean() > 0.9  # measured while singing
+        assert not measured.done[:3].any() and not measured.done[-3:].any()  # the trimmed ends: measured again
+    samples = audio.samples
+    batch_f = formant_frequencies(samples, rate, track)
+    np.testing.assert_allclose(formant_frequencies(samples, rate, track, cues.formants), batch_f, rtol=1e-3)
+    assert harmonic_share(samples, rate, track, cues.overtones) == pytest.approx(harmonic_share(samples, rate, track),
+                                                                                 rel=1e-4)  # fmt: skip
+    a, b = accompaniment.measure(samples, rate, track), accompaniment.measure(samples, rate, track, cues.music)
+    assert (a.below_voice, a.off_voice) == pytest.approx((b.below_voice, b.off_voice), rel=1e-4)
+    batch = recommender.recommend((rate, x), top=3)
+    assert live.profile.range.fourth_formant == pytest.approx(batch.profile.range.fourth_formant, rel=1e-3)
+    assert live.profile.range.voice_type == batch.profile.range.voice_type

@@ -27,11 +27,16 @@ What runs as the audio arrives, and why the sum is the batch result:
   no LSTM pass; windows without both grid points are computed at the final shift itself. (Three grid points,
   the nearest and its neighbours, caught the final shift on 6 of 6 synthetic takes against 4 of 6, for 40 % more
   LSTM work while singing; at 4 singers on 2 cores that work is what delays the live updates.)
-What is left for `finish`: the last chunk's frames, the windows above, the octave fix, the range and voice type,
-the mood embedding (TJAE normalises its input over the whole clip), and the search; the mood pass, the range and
-the music check run beside the LSTM (`embeddings.SIDE_WORK`). A chunk pushed once Stop is pressed
-(`push(..., windows=False)`, the page's last chunk) leaves its windows to `finish`, which batches them with the
-windows that read the end.
+- the range's formant and overtone cues and the music check's energies of each settled pitched frame
+  (`voicerec.audio.frame_cues`): each frame reads only the audio around it, so at `finish` they are gathered, and
+  only the frames near the trimmed ends, or whose pitch moved since, are measured again. The formants read an
+  11 kHz copy resampled as a stream (the same samples as the trimmed recording's resampling, away from its ends).
+What is left for `finish`: the last chunk's frames, the windows above, the octave fix, gathering the range and
+voice type, the mood embedding (TJAE normalises its input over the whole clip: a mood taken with the statistics of
+the first 98 % of a take is at cosine 0.36 from the exact one, so nothing of it can be done early), and the search;
+the mood pass, the range and the music check run beside the LSTM (`embeddings.SIDE_WORK`). A chunk pushed once
+Stop is pressed (`push(..., stopping=True)`, the page's last chunk) is only taken in: `finish` tracks its pitch and
+runs its windows in one batch with the windows that read the end.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ import soxr
 import torch
 
 from .audio import accompaniment
+from .audio.formants import FRAME_SECONDS as FORMANT_FRAME_SECONDS
+from .audio.formants import HARMONIC_FRAME_SECONDS, LPC_RATE, PRE_EMPHASIS, harmonic_frames, lpc_frames, lpc_starts
+from .audio.frame_cues import KnownFrames, Measured
 from .audio.input import (
     FRAME_SECONDS,
     MODEL_RATE,
@@ -90,6 +98,11 @@ TRACE_SECONDS = 8.0
 MUSIC_SECONDS = 5.0
 """The live hint about music behind the voice reads the last this many seconds, once a second."""
 MIN_NEW_FRAMES = 10
+LPC_EDGE = 128
+"""Samples of the 11 kHz LPC signal at each trimmed end where the stream's resampling differs from the trimmed
+recording's (the filter reads past the cut: about 100 samples above 1e-5): frames reaching them are fitted again."""
+OVERTONE_REACH = int(HARMONIC_FRAME_SECONDS * MODEL_RATE) // 2
+LPC_LENGTH = int(FORMANT_FRAME_SECONDS * LPC_RATE)
 
 
 @dataclass
@@ -145,6 +158,37 @@ class _Trunk:
     windows: dict[int, _Window] = field(default_factory=dict)
 
 
+@dataclass
+class _Cue:
+    """One per-frame cue (`voicerec.audio.frame_cues`) measured while singing: rows by frame of the recording, and
+    the f0 each was measured with (NaN: not measured)."""
+
+    rows: np.ndarray
+    f0: np.ndarray = field(default_factory=lambda: np.full(2000, np.nan))
+
+    def put(self, frames: np.ndarray, f0: np.ndarray, rows: np.ndarray) -> None:
+        if frames.size == 0:
+            return
+        if frames[-1] >= self.f0.size:
+            size = max(2 * self.f0.size, int(frames[-1]) + 1)
+            self.f0 = np.concatenate([self.f0, np.full(size - self.f0.size, np.nan)])
+            self.rows = np.concatenate([self.rows, np.zeros((size - len(self.rows), *self.rows.shape[1:]))])
+        self.f0[frames], self.rows[frames] = f0, rows
+
+    def known(self, first: int, f0: np.ndarray, valid: np.ndarray, pitch: bool = True, scale: float = 1.0
+              ) -> Measured:  # fmt: skip
+        """The rows for a track starting at frame `first` with pitch `f0`, where `valid` (the frame read only audio
+        the recording has) and, if the cue reads the `pitch`, it was measured with the track's f0."""
+        frames = first + np.arange(f0.size)
+        inside = frames < self.f0.size
+        used = np.full(f0.size, np.nan)
+        used[inside] = self.f0[frames[inside]]
+        done = valid & ((used == f0) if pitch else np.isfinite(used))
+        rows = np.zeros((f0.size, *self.rows.shape[1:]))
+        rows[done] = self.rows[frames[done]] * scale
+        return Measured(done, rows)
+
+
 def _grow(buffer: np.ndarray, used: int, extra: int) -> np.ndarray:
     if used + extra <= buffer.size:
         return buffer
@@ -183,6 +227,12 @@ class LiveSession:
         self._live: tuple[PitchTrack, int] = (PitchTrack(np.zeros(0), np.zeros(0), np.zeros(0)), 0)
         self._music_at = 0.0  # when the music hint was last decided (seconds of audio) and what it said
         self._music = False
+        self._lpc = soxr.ResampleStream(MODEL_RATE, LPC_RATE, 1, dtype="float64", quality="HQ")
+        self._y11 = np.zeros(LPC_RATE * 20)  # the recording at the LPC rate, not pre-emphasised
+        self._n11 = 0
+        self._cued = 0  # frames whose cues are measured
+        self.cues = {"formants": _Cue(np.zeros((2000, 4))), "overtones": _Cue(np.zeros(2000)),
+                     "music": _Cue(np.zeros((2000, 3)))}  # fmt: skip
 
     def _trunks(self) -> list[_Trunk]:
         """The GE2E encoders grouped by LSTM; empty if an encoder is not GE2E (then `finish` embeds as a batch)."""
@@ -201,10 +251,11 @@ class LiveSession:
     def seconds(self) -> float:
         return self._n / MODEL_RATE
 
-    def push(self, rate: int, samples: np.ndarray, windows: bool = True) -> LiveUpdate:
-        """Add a chunk (`rate` Hz, shaped (samples,) or (samples, channels)) and analyse what it completes;
-        `windows=False` leaves the encoder windows it completes to `finish` (Stop is pressed: `finish` runs them in
-        its own LSTM batch, so computing them here would only delay the answer)."""
+    def push(self, rate: int, samples: np.ndarray, stopping: bool = False) -> LiveUpdate:
+        """Add a chunk (`rate` Hz, shaped (samples,) or (samples, channels)) and analyse what it completes.
+        `stopping`: Stop is pressed, so the chunk is only taken in (its level shown) and `finish` analyses it with
+        the rest: its pitch, cues and encoder windows computed here would only delay the answer (the windows run in
+        `finish`'s own LSTM batch)."""
         start = time.perf_counter()
         if self.finished is not None:
             raise RuntimeError("This take is finished: start a new LiveSession.")
@@ -223,15 +274,19 @@ class LiveSession:
         if mono.size:
             self._raw_peak = max(self._raw_peak, float(np.max(np.abs(mono))))
         self._append(self._resampler.resample_chunk(mono) if self._resampler else mono)
-        self._advance(final=False, windows=windows)
+        self._advance(stopping=stopping)
         update = self._update(mono)
         self.timings["push"] += time.perf_counter() - start
         return update
 
-    def _append(self, y: np.ndarray) -> None:
+    def _append(self, y: np.ndarray, last: bool = False) -> None:
         self._y = _grow(self._y, self._n, y.size)
         self._y[self._n : self._n + y.size] = y
         self._n += y.size
+        y11 = self._lpc.resample_chunk(y.astype(np.float64), last=last)
+        self._y11 = _grow(self._y11, self._n11, y11.size)
+        self._y11[self._n11 : self._n11 + y11.size] = y11
+        self._n11 += y11.size
 
     def _frames_array(self, name: str, frames: int) -> np.ndarray:
         array = getattr(self, name)
@@ -272,19 +327,24 @@ class LiveSession:
             self._pitched = upto
             self._tail = (np.arange(upto, a + len(f0)) * HOP_SECONDS, f0[upto - a :])
 
-    def _advance(self, final: bool, windows: bool = True) -> None:
-        """Everything the audio so far completes: levels, pitch, the recording-wide estimates, encoder windows."""
+    def _advance(self, final: bool = False, stopping: bool = False) -> None:
+        """Everything the audio so far completes: levels, pitch, the recording-wide estimates, the frames' cues,
+        encoder windows. At `finish` (`final`) and for a chunk pushed once Stop is pressed (`stopping`) only the
+        levels: `finish` decides the rest over the whole recording, and tracks the frames left untracked."""
         if final:
             self._measure_levels(1 + self._n // HOP, final=True)
-        else:
-            self._measure_levels(max(0, (self._n - int(FRAME_SECONDS * MODEL_RATE)) // HOP), final=False)
+            return
+        self._measure_levels(max(0, (self._n - int(FRAME_SECONDS * MODEL_RATE)) // HOP), final=False)
+        if stopping:
+            return
         self._estimate()
         parity = (self.estimate.offset // HOP) % 2 if self.estimate else 0
         upto = self._n // HOP - PITCH_MARGIN
-        if not final and upto - self._pitched >= MIN_NEW_FRAMES and self._n >= 0.1 * MODEL_RATE:
+        if upto - self._pitched >= MIN_NEW_FRAMES and self._n >= 0.1 * MODEL_RATE:
             self._track_pitch(upto, parity)
         self._live = self.live_track()
-        if not final and windows and self.estimate is not None and self.trunks:
+        self._measure_cues()
+        if self.estimate is not None and self.trunks:
             self._windows()
 
     def _estimate(self) -> None:
@@ -312,6 +372,54 @@ class LiveSession:
         return folded_track(self._y[first * HOP : min(self._n, (upto + PITCH_MARGIN) * HOP)], MODEL_RATE, times, f0,
                             conf), first  # fmt: skip
 
+    # ------------------------------------------------------------------------------------ frame cues
+
+    def _measure_cues(self) -> None:
+        """The range's and the music check's per-frame cues (`voicerec.audio.frame_cues`) of the pitched frames
+        settled since the last chunk, on the audio as it came (the music energies are scaled by the gain at
+        `finish`)."""
+        track, first = self._live
+        lo, hi = max(self._cued, first), first + track.f0.size - FOLD_MARGIN
+        if hi - lo < MIN_NEW_FRAMES:
+            return
+        frames = np.arange(lo, hi)
+        f0 = track.f0[frames - first]
+        frames, f0 = frames[np.isfinite(f0)], f0[np.isfinite(f0)]
+        self._cued = hi
+        if frames.size == 0:
+            return
+        for name, reach, measure in (("overtones", OVERTONE_REACH, harmonic_frames),
+                                     ("music", accompaniment.N_FFT // 2, accompaniment.frame_energies)):
+            ok = frames * HOP >= reach
+            if not ok.any() or int(frames[-1]) * HOP + reach > self._n:
+                continue
+            a = int(frames[ok][0]) * HOP - reach  # each frame reads `reach` samples either side of its centre
+            segment = self._y[a : int(frames[-1]) * HOP + reach]
+            self.cues[name].put(frames[ok], f0[ok], measure(segment, MODEL_RATE, frames[ok] * HOP - a, f0[ok]))
+        starts = lpc_starts(frames * HOP_SECONDS)
+        ok = (starts >= 1) & (starts + LPC_LENGTH <= self._n11)
+        if ok.any():
+            a = int(starts[ok][0]) - 1  # the sample before the first frame, for the pre-emphasis
+            segment = self._y11[a : int(starts[ok][-1]) + LPC_LENGTH]
+            emphasised = segment[1:] - PRE_EMPHASIS * segment[:-1]
+            self.cues["formants"].put(frames[ok], f0[ok], lpc_frames(emphasised, starts[ok] - a - 1))
+
+    def _known(self, audio: VoiceAudio, track: PitchTrack) -> KnownFrames:
+        """The cues measured while singing that hold for the whole recording's track: frames that read only audio
+        inside the trimmed recording, measured with their final pitch (the formants do not depend on it)."""
+        first, size = audio.offset // HOP, audio.samples.size
+        centres = np.arange(track.f0.size) * HOP
+        starts = lpc_starts(track.times)
+        size11 = int(np.ceil(size * LPC_RATE / MODEL_RATE))
+        inside = lambda reach: (centres >= reach) & (centres + reach <= size)  # noqa: E731
+        cue = self.cues
+        return KnownFrames(
+            formants=cue["formants"].known(first, track.f0, (starts >= LPC_EDGE) & (
+                starts + LPC_LENGTH + LPC_EDGE <= size11), pitch=False),  # fmt: skip
+            overtones=cue["overtones"].known(first, track.f0, inside(OVERTONE_REACH)),
+            music=cue["music"].known(first, track.f0, inside(accompaniment.N_FFT // 2), scale=audio.gain**2),
+        )
+
     # ---------------------------------------------------------------------------------------- windows
 
     def _params(self, trunk: _Trunk, audio: VoiceAudio, track: PitchTrack, gain: float) -> dict:
@@ -320,6 +428,15 @@ class LiveSession:
             return {}
         return {"first": audio.offset // HOP, "gain": gain, "shift": reference_shift(track),
                 "cut": trunk.extractor.envelope_cut(voiced)}  # fmt: skip
+
+    def _with_tail(self, track: PitchTrack) -> PitchTrack:
+        """The settled track and the provisional frames after it (folded next to it): the whole-take figures
+        estimated from all the pitch heard so far, which the settled frames alone trail by about 0.5 s."""
+        times, f0 = self._tail
+        with np.errstate(invalid="ignore", divide="ignore"):
+            midi = _fold_to_track(69.0 + 12.0 * np.log2(np.where(f0 > 0, f0, np.nan) / 440.0), track)
+        f0 = np.concatenate([track.f0, 440.0 * 2.0 ** ((midi - 69.0) / 12.0)])
+        return PitchTrack(np.arange(f0.size) * HOP_SECONDS, f0, np.zeros(f0.size))
 
     @staticmethod
     def _stale(used: dict | None, params: dict, end: int | None) -> bool:
@@ -375,7 +492,8 @@ class LiveSession:
         for trunk in self.trunks:
             cfg = trunk.model.config
             size, step = cfg.window_frames, trunk.model.window_step
-            params = self._params(trunk, audio, track, audio.gain if gain is None else gain)
+            params = self._params(trunk, audio, track if limit is None else self._with_tail(track),
+                                  audio.gain if gain is None else gain)  # fmt: skip
             if not params:
                 continue
             if limit is None:
@@ -459,7 +577,7 @@ class LiveSession:
         if self._rate is None or self._raw_samples == 0:
             raise AudioInputError("No audio was recorded.")
         if self._resampler is not None:
-            self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            self._append(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True), last=True)
             self._resampler = None
         if self._raw_peak < SILENT_BELOW:
             raise AudioInputError(SILENT_MESSAGE)
@@ -472,7 +590,9 @@ class LiveSession:
         t = time.perf_counter()
         track = self._final_track(audio)
         timings["pitch"] = time.perf_counter() - t
-        profile = self.recommender.profile(audio, track, lambda: self._embeddings(audio, track, timings), timings)
+        known = self._known(audio, track)
+        profile = self.recommender.profile(audio, track, lambda: self._embeddings(audio, track, timings), timings,
+                                           known=known)  # fmt: skip
         self.sung_range = profile.range
         if measured_range is not None:
             profile.range = measured_range.apply(profile.range)
@@ -513,15 +633,16 @@ class LiveSession:
         times = np.arange(n) * HOP_SECONDS
         _, f, c = local_pitch(x[: (EDGE_FRAMES + PITCH_MARGIN) * HOP], MODEL_RATE)
         f0[:EDGE_FRAMES], conf[:EDGE_FRAMES] = f[:EDGE_FRAMES], c[:EDGE_FRAMES]
-        tail = n - EDGE_FRAMES
+        # the end: its EDGE_FRAMES, and the frames not final yet (the last chunks'), in one pass on the trimmed end
+        tail = max(EDGE_FRAMES, min(n - EDGE_FRAMES, self._pitched - first))
         a = max(0, tail - PITCH_CONTEXT)
         a -= a % 2
         _, f, c = local_pitch(x[a * HOP :], MODEL_RATE)
         f0[tail:], conf[tail:] = f[tail - a : n - a], c[tail - a : n - a]
         parity = first % 2
         middle = np.arange(first + EDGE_FRAMES, first + tail)
-        stale = middle[(middle >= self._pitched) | (self._parity[np.minimum(middle, self._parity.size - 1)] != parity)]
-        if stale.size:  # frames not final yet, or tracked with another start's anchors
+        stale = middle[self._parity[np.minimum(middle, self._parity.size - 1)] != parity]
+        if stale.size:  # frames tracked with another start's anchors
             self._track_pitch(int(stale.max()) + 1, parity, redo_from=int(stale.min()))
         f0[EDGE_FRAMES:tail], conf[EDGE_FRAMES:tail] = self._f0[middle], self._conf[middle]
         return folded_track(x, MODEL_RATE, times, f0, conf)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .audio import accompaniment
+from .audio.frame_cues import KnownFrames
 from .audio.input import VoiceAudio, load_audio
 from .audio.pitch import PitchTrack, track_pitch
 from .audio.range_test import MeasuredRange
@@ -209,14 +210,15 @@ class Recommender:
         embed: Callable[[], dict[str, np.ndarray]],
         timings: dict[str, float],
         measured_range: MeasuredRange | None = None,
+        known: KnownFrames | None = None,
     ) -> VoiceProfile:
         """The profile of a recording whose pitch is tracked; `embed()` gives its embeddings (a live session has
-        most of them already).
+        most of them already, and `known`, the range's and the music check's frames).
 
         The range and the music check run on another thread (`SIDE_WORK`) while `embed()` runs: they read only the
         recording and its pitch, and numpy and torch release the GIL, so the answer comes sooner on a machine with
         a core to spare. A refusal (no singing found) is raised before an error of `embed()`: it is the one to tell."""
-        checks = SIDE_WORK.submit(self._checks, audio, track, measured_range, timings)
+        checks = SIDE_WORK.submit(self._checks, audio, track, measured_range, timings, known)
         try:
             embeddings, failure = embed(), None
         except Exception as exc:  # noqa: BLE001 - re-raised below, after the checks' own refusal
@@ -240,15 +242,16 @@ class Recommender:
 
     @staticmethod
     def _checks(audio: VoiceAudio, track: PitchTrack, measured_range: MeasuredRange | None,
-                timings: dict[str, float]) -> tuple[VocalRange, bool]:  # fmt: skip
+                timings: dict[str, float], known: KnownFrames | None) -> tuple[VocalRange, bool]:  # fmt: skip
         """The range (raises AudioInputError if the recording shows no singing) and whether music is behind it."""
         start = time.perf_counter()
-        sung = estimate_range(track, audio.samples, audio.sampling_rate)  # the recording adds the formant cue
+        known = known or KnownFrames()
+        sung = estimate_range(track, audio.samples, audio.sampling_rate, known=known)  # adds the formant cue
         if measured_range is not None:
             sung = measured_range.apply(sung)
         timings["range"] = time.perf_counter() - start
         start = time.perf_counter()
-        music = accompaniment.measure(audio.samples, audio.sampling_rate, track).detected
+        music = accompaniment.measure(audio.samples, audio.sampling_rate, track, known.music).detected
         timings["accompaniment"] = time.perf_counter() - start
         return sung, music
 

@@ -64,7 +64,7 @@ class Take:
         with self.lock:
             if self.finished or self.session.seconds >= MAX_SECONDS:
                 return None
-            self.update = self.session.push(rate, samples, windows=not self.stopping)
+            self.update = self.session.push(rate, samples, stopping=self.stopping)
             self.chunks += 1
             self.last_chunk = time.perf_counter()
             if self.first_chunk is None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .frame_cues import Measured, fill
 from .pitch import PitchTrack
 
 N_FFT = 2048
@@ -76,25 +77,42 @@ class Accompaniment:
         return bool(whole or self.window_below_voice > BELOW_VOICE_ABOVE)
 
 
-def measure(samples: np.ndarray, sr: int, track: PitchTrack) -> Accompaniment:
-    """The cues of the module doc on `samples` (mono, at `sr`) where `track` (its pitch) is voiced: over the whole
-    recording, and over each `WINDOW_SECONDS` stretch (one second apart)."""
-    chosen = np.flatnonzero(np.isfinite(track.f0))[::FRAME_STEP]
-    if chosen.size < MIN_FRAMES:
-        return Accompaniment(float("nan"), float("nan"))
+def frame_energies(samples: np.ndarray, sr: int, centres: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """(frames, 3): each frame's energy under the voice, off its harmonics and in the band, from the `N_FFT`
+    samples around each of `centres` (sample indices; zeros outside the recording) with its pitch `f0` (Hz).
+
+    A frame reads nothing else, so a live stream can measure its frames as they arrive (`known` of `measure`)."""
+    if centres.size == 0:
+        return np.zeros((0, 3))
     x = np.pad(np.asarray(samples, np.float32), N_FFT // 2)
-    starts = np.clip(np.rint(track.times[chosen] * sr).astype(int), 0, max(0, len(x) - N_FFT))
+    starts = np.clip(centres, 0, max(0, len(x) - N_FFT))
     frames = x[starts[:, None] + np.arange(N_FFT)[None, :]] * np.hanning(N_FFT).astype(np.float32)
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / sr)
     band = (freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])
     power = np.abs(np.fft.rfft(frames, axis=1)[:, band]) ** 2  # (frames, bins)
-    freqs, f0 = freqs[band][None, :], track.f0[chosen][:, None]
+    freqs, f0 = freqs[band][None, :], np.asarray(f0)[:, None]
     k = np.maximum(1.0, np.round(freqs / f0))
     harmonic = np.abs(freqs - k * f0) <= np.maximum(MIN_WIDTH_HZ, HARMONIC_WIDTH * k * f0)
     below = (freqs >= BELOW_HZ) & (freqs <= BELOW_F0 * f0)
+    return np.stack([(power * below).sum(1), (power * ~harmonic).sum(1), power.sum(1)], axis=1)
+
+
+def measured_frames(track: PitchTrack) -> np.ndarray:
+    """The frames of `track` that `measure` reads: every `FRAME_STEP`-th pitched one."""
+    return np.flatnonzero(np.isfinite(track.f0))[::FRAME_STEP]
+
+
+def measure(samples: np.ndarray, sr: int, track: PitchTrack, known: Measured | None = None) -> Accompaniment:
+    """The cues of the module doc on `samples` (mono, at `sr`) where `track` (its pitch) is voiced: over the whole
+    recording, and over each `WINDOW_SECONDS` stretch (one second apart). `known`: `frame_energies` rows already
+    measured (a live session's, at the scale of `samples`); the other frames are measured here."""
+    chosen = measured_frames(track)
+    if chosen.size < MIN_FRAMES:
+        return Accompaniment(float("nan"), float("nan"))
+    energies = fill(known, chosen, lambda frames: frame_energies(samples, sr, np.rint(track.times[frames] * sr).astype(
+        int), track.f0[frames]))  # fmt: skip
     # per frame: energy under the voice, off its harmonics, in all; cumulative, so any stretch's sums are a difference
-    sums = np.cumsum(np.stack([(power * below).sum(1), (power * ~harmonic).sum(1), power.sum(1)]), axis=1)
-    sums = np.concatenate([np.zeros((3, 1)), sums], axis=1)
+    sums = np.concatenate([np.zeros((3, 1)), np.cumsum(energies.T, axis=1)], axis=1)
     hop = track.hop_seconds
     ends = np.arange(track.times[0] + WINDOW_SECONDS, track.times[-1] + 1.0, 1.0)
     lo = np.searchsorted(track.times[chosen], ends - WINDOW_SECONDS - hop / 2)

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import accompaniment
 from .formants import fourth_formant, harmonic_share
+from .frame_cues import KnownFrames
 from .input import MODEL_RATE, AudioInputError
 from .pitch import PitchTrack
 
@@ -159,38 +160,44 @@ def steady_share(track: PitchTrack) -> float:
     return float(np.mean(np.abs(midi - np.median(midi)) < STEADY_CENTS / 100)) if midi.size else 0.0
 
 
-def _music_behind(samples: np.ndarray | None, sr: int, track: PitchTrack) -> None:
+def _music_behind(samples: np.ndarray | None, sr: int, track: PitchTrack, known: KnownFrames) -> None:
     """Raise the accompaniment advice if the recording that failed a singing check has music behind the voice: the
     music, not the singer, is why too little singing was found (`voicerec.audio.accompaniment`)."""
-    if samples is not None and accompaniment.measure(samples, sr, track).detected:
+    if samples is not None and accompaniment.measure(samples, sr, track, known.music).detected:
         raise AudioInputError(accompaniment.advice())
 
 
 def estimate_range(
-    track: PitchTrack, samples: np.ndarray | None = None, sr: int = MODEL_RATE, known_singing: bool = False
+    track: PitchTrack,
+    samples: np.ndarray | None = None,
+    sr: int = MODEL_RATE,
+    known_singing: bool = False,
+    known: KnownFrames | None = None,
 ) -> VocalRange:
     """Range, tessitura and voice type from the voiced frames of `track` (duration-weighted percentiles).
 
     `samples` (the recording `track` was measured on, at `sr`) add the formant cue to the voice type.
     `known_singing`: the caller knows it is singing (a catalog's songs), so the speech check gives way to
-    `MIN_HELD_SHARE`; a person's recording keeps every check.
+    `MIN_HELD_SHARE`; a person's recording keeps every check. `known`: frames whose cues were measured already
+    (a live session's).
     """
+    known = known or KnownFrames()
     midi = track.midi[track.voiced]
     seconds = float(midi.size * track.hop_seconds)
     if seconds < MIN_PITCHED_SECONDS:
-        _music_behind(samples, sr, track)
+        _music_behind(samples, sr, track, known)
         raise AudioInputError(
             f"Only {seconds:.1f} s of clearly pitched singing were found; sing held notes (vowels, not speech) "
             f"for at least {MIN_PITCHED_SECONDS:.0f} s, about 10 s works best."
         )
     not_voice = 'This sounds like {}, not a voice: sing a melody (words or "la la la") for about 10 s.'
-    if samples is not None and harmonic_share(samples, sr, track) < MIN_HARMONIC_SHARE:
+    if samples is not None and harmonic_share(samples, sr, track, known.overtones) < MIN_HARMONIC_SHARE:
         raise AudioInputError(not_voice.format("a pure tone (a test tone or a whistle)"))
     if steady_share(track) > MAX_STEADY_SHARE:
         raise AudioInputError(not_voice.format("one unwavering electronic tone"))
     held = held_note_seconds(track)
     if held < (MIN_HELD_SHARE * seconds if known_singing else MIN_HELD_SECONDS):
-        _music_behind(samples, sr, track)
+        _music_behind(samples, sr, track, known)
         raise AudioInputError(
             f"Only {held:.1f} of its {seconds:.1f} s of pitch are held notes: the pitch track follows no melody "
             f"(screamed or heavily distorted vocals?), so it gives no range."
@@ -201,7 +208,7 @@ def estimate_range(
     low, t_low, median, t_high, high = np.percentile(
         midi, [RANGE_PERCENTILES[0], TESSITURA_PERCENTILES[0], 50.0, TESSITURA_PERCENTILES[1], RANGE_PERCENTILES[1]]
     )
-    f4 = fourth_formant(samples, sr, track) if samples is not None else float("nan")
+    f4 = fourth_formant(samples, sr, track, known.formants) if samples is not None else float("nan")
     return VocalRange(
         low=float(low),
         high=float(high),
