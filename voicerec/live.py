@@ -50,8 +50,15 @@ import soxr
 import torch
 
 from .audio import accompaniment
-from .audio.formants import FRAME_SECONDS as FORMANT_FRAME_SECONDS
-from .audio.formants import HARMONIC_FRAME_SECONDS, LPC_RATE, PRE_EMPHASIS, harmonic_frames, lpc_frames, lpc_starts
+from .audio.formants import (
+    HARMONIC_FRAME_SECONDS,
+    LPC_LENGTH,
+    LPC_RATE,
+    PRE_EMPHASIS,
+    harmonic_frames,
+    lpc_frames,
+    lpc_starts,
+)
 from .audio.frame_cues import KnownFrames, Measured
 from .audio.input import (
     FRAME_SECONDS,
@@ -102,7 +109,6 @@ LPC_EDGE = 128
 """Samples of the 11 kHz LPC signal at each trimmed end where the stream's resampling differs from the trimmed
 recording's (the filter reads past the cut: about 100 samples above 1e-5): frames reaching them are fitted again."""
 OVERTONE_REACH = int(HARMONIC_FRAME_SECONDS * MODEL_RATE) // 2
-LPC_LENGTH = int(FORMANT_FRAME_SECONDS * LPC_RATE)
 
 
 @dataclass

@@ -23,6 +23,8 @@ from .pitch import PitchTrack
 LPC_RATE = 11000
 LPC_ORDER = 12
 FRAME_SECONDS = 0.025
+LPC_LENGTH = int(FRAME_SECONDS * LPC_RATE)
+"""Samples of one LPC frame at `LPC_RATE`."""
 MAX_FRAMES = 200
 """Voiced frames analysed, evenly spread over the recording: formants change slowly, and this bounds the cost
 (about 10 ms per recording, most of it the polynomial roots)."""
@@ -44,7 +46,7 @@ def lpc_signal(samples: np.ndarray, sr: int) -> np.ndarray:
 
 def lpc_starts(times: np.ndarray) -> np.ndarray:
     """The first `lpc_signal` sample of the frame centred at each of `times` (seconds)."""
-    return np.round(times * LPC_RATE).astype(int) - int(FRAME_SECONDS * LPC_RATE) // 2
+    return np.round(times * LPC_RATE).astype(int) - LPC_LENGTH // 2
 
 
 RESAMPLE_MARGIN = 256
@@ -56,7 +58,7 @@ def lpc_fit(samples: np.ndarray, sr: int, starts: np.ndarray) -> np.ndarray:
     around them when they lie far apart (a live session leaves a few frames near each trimmed end): a stretch
     starts where both rates' grids meet, so it gives the samples of the whole recording's resampling, its ends
     included, up to the filter's rounding (1e-6)."""
-    length = int(FRAME_SECONDS * LPC_RATE)
+    length = LPC_LENGTH
     step = np.gcd(int(sr), LPC_RATE)
     per_in, per_out = sr // step, LPC_RATE // step  # a block of per_in samples gives per_out at LPC_RATE
     order = np.argsort(starts)
@@ -78,7 +80,7 @@ def lpc_frames(y: np.ndarray, starts: np.ndarray) -> np.ndarray:
     found; rows of all NaN for frames of digital silence, whose LPC fit is undefined.
 
     A frame reads only its own samples, so a live stream can fit its frames as they arrive."""
-    length = int(FRAME_SECONDS * LPC_RATE)
+    length = LPC_LENGTH
     out = np.full((starts.size, N_FORMANTS), np.nan)
     frames = y[starts[:, None] + np.arange(length)] * np.hamming(length)
     sound = np.sum(frames**2, axis=1) > 1e-10
@@ -107,7 +109,7 @@ def formant_frequencies(samples: np.ndarray, sr: int, track: PitchTrack,
         chosen = np.flatnonzero(track.voiced & (track.f0 <= MAX_F0_HZ))
     chosen = chosen[np.unique(np.linspace(0, len(chosen) - 1, min(MAX_FRAMES, len(chosen))).astype(int))]
     starts = lpc_starts(track.times[chosen])
-    length = int(FRAME_SECONDS * LPC_RATE)
+    length = LPC_LENGTH
     inside = (starts >= 0) & (starts + length <= int(np.ceil(len(samples) * LPC_RATE / sr)))
     chosen = chosen[inside]
     if chosen.size == 0:
