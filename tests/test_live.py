@@ -81,6 +81,43 @@ def test_chunks_pushed_after_stop_leave_their_windows_to_finish(recommender):
     assert [i.song_id for i in a.items] == [i.song_id for i in b.items]
 
 
+def test_stop_during_a_push_leaves_the_rest_of_it_to_finish(recommender):
+    """Stop pressed on another thread while a chunk is being pushed (the page's last chunk and its Stop run at
+    once): the push skips its stages still to come (here the frames' cues and the encoder windows), and `finish`
+    gives the embeddings and songs of the take pushed in full."""
+    import threading
+
+    rate = 16000
+    x = sing(scale_melody(52, n_notes=14, seconds=0.5, seed=6), VOICES["mezzo"], rate, seed=6).astype(np.float32)
+    chunks = [x[i : i + rate // 4] for i in range(0, len(x), rate // 4)]
+    full, stopped = LiveSession(recommender), LiveSession(recommender)
+    for chunk in chunks:
+        full.push(rate, chunk)
+    for chunk in chunks[:-4]:
+        stopped.push(rate, chunk)
+    pitched, live_track, measure = stopped._pitched, stopped.live_track, stopped._measure_cues
+
+    def pressed_meanwhile(*args, **kwargs):  # Stop arrives while this push tracks its pitch
+        thread = threading.Thread(target=stopped.stop)
+        thread.start()
+        thread.join()
+        return live_track(*args, **kwargs)
+
+    stopped.live_track = pressed_meanwhile
+    stopped._measure_cues = lambda: pytest.fail("a push went on measuring cues after Stop")
+    before = stopped.sequences["push"]
+    stopped.push(rate, chunks[-4])
+    assert stopped._pitched > pitched  # the stage under way when Stop came was done
+    stopped._measure_cues = measure
+    for chunk in chunks[-3:]:  # chunks still arriving after Stop are only taken in
+        stopped.push(rate, chunk)
+    assert stopped.sequences["push"] == before
+    a, b = full.finish(top=3), stopped.finish(top=3)
+    for name, vector in a.profile.embeddings.items():
+        assert float(vector @ b.profile.embeddings[name]) > 0.9999, name
+    assert [i.song_id for i in a.items] == [i.song_id for i in b.items]
+
+
 def test_range_and_music_cues_are_measured_while_singing(recommender):
     """The range's formant and overtone cues and the music check's energies are measured frame by frame as the
     audio arrives; at Stop they are gathered, only the frames near the trimmed ends measured again, and the range,

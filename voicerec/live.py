@@ -36,7 +36,8 @@ voice type, the mood embedding (TJAE normalises its input over the whole clip: a
 the first 98 % of a take is at cosine 0.36 from the exact one, so nothing of it can be done early), and the search;
 the mood pass, the range and the music check run beside the LSTM (`embeddings.SIDE_WORK`). A chunk pushed once
 Stop is pressed (`push(..., stopping=True)`, the page's last chunk) is only taken in: `finish` tracks its pitch and
-runs its windows in one batch with the windows that read the end.
+runs its windows in one batch with the windows that read the end; a push already running when Stop is pressed
+(`stop()`, from another thread) leaves its remaining stages to `finish` the same way.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ TRACE_SECONDS = 8.0
 MUSIC_SECONDS = 5.0
 """The live hint about music behind the voice reads the last this many seconds, once a second."""
 MIN_NEW_FRAMES = 10
+PIECE_FRAMES = 20
+"""Frames the LSTM runs at a time while singing, between looks at whether Stop was pressed (a piece of a typical
+push's batch takes about 3 ms)."""
 LPC_EDGE = 128
 """Samples of the 11 kHz LPC signal at each trimmed end where the stream's resampling differs from the trimmed
 recording's (the filter reads past the cut: about 100 samples above 1e-5): frames reaching them are fitted again."""
@@ -228,6 +232,7 @@ class LiveSession:
         self.finished: Recommendations | None = None
         self.sung_range: VocalRange | None = None
         self.trunks = self._trunks()
+        self.stopping = False  # Stop is pressed: pushes take the audio in and leave its analysis to `finish`
         self.timings: dict[str, float] = {"push": 0.0, "lstm": 0.0}
         self.sequences = {"push": 0, "finish": 0}  # window copies run through an LSTM, while singing and at finish
         self._live: tuple[PitchTrack, int] = (PitchTrack(np.zeros(0), np.zeros(0), np.zeros(0)), 0)
@@ -257,12 +262,18 @@ class LiveSession:
     def seconds(self) -> float:
         return self._n / MODEL_RATE
 
+    def stop(self) -> None:
+        """Stop is pressed (callable from another thread while a push runs): from now on pushes only take the
+        audio in, and a push under way skips its stages still to come, since `finish` analyses what is left anyway
+        and the work would only delay the answer (its windows run in `finish`'s own LSTM batch)."""
+        self.stopping = True
+
     def push(self, rate: int, samples: np.ndarray, stopping: bool = False) -> LiveUpdate:
         """Add a chunk (`rate` Hz, shaped (samples,) or (samples, channels)) and analyse what it completes.
-        `stopping`: Stop is pressed, so the chunk is only taken in (its level shown) and `finish` analyses it with
-        the rest: its pitch, cues and encoder windows computed here would only delay the answer (the windows run in
-        `finish`'s own LSTM batch)."""
+        `stopping`: Stop is pressed (as `stop()`), so the chunk is only taken in (its level shown) and `finish`
+        analyses it with the rest."""
         start = time.perf_counter()
+        self.stopping = self.stopping or stopping
         if self.finished is not None:
             raise RuntimeError("This take is finished: start a new LiveSession.")
         data = _from_array(int(rate), samples) if np.size(samples) else np.zeros((0, 1), np.float32)
@@ -280,7 +291,7 @@ class LiveSession:
         if mono.size:
             self._raw_peak = max(self._raw_peak, float(np.max(np.abs(mono))))
         self._append(self._resampler.resample_chunk(mono) if self._resampler else mono)
-        self._advance(stopping=stopping)
+        self._advance()
         update = self._update(mono)
         self.timings["push"] += time.perf_counter() - start
         return update
@@ -333,15 +344,15 @@ class LiveSession:
             self._pitched = upto
             self._tail = (np.arange(upto, a + len(f0)) * HOP_SECONDS, f0[upto - a :])
 
-    def _advance(self, final: bool = False, stopping: bool = False) -> None:
+    def _advance(self, final: bool = False) -> None:
         """Everything the audio so far completes: levels, pitch, the recording-wide estimates, the frames' cues,
-        encoder windows. At `finish` (`final`) and for a chunk pushed once Stop is pressed (`stopping`) only the
-        levels: `finish` decides the rest over the whole recording, and tracks the frames left untracked."""
+        encoder windows. At `finish` (`final`) and once Stop is pressed (`stopping`, checked before each stage) only
+        the levels: `finish` decides the rest over the whole recording, and tracks the frames left untracked."""
         if final:
             self._measure_levels(1 + self._n // HOP, final=True)
             return
         self._measure_levels(max(0, (self._n - int(FRAME_SECONDS * MODEL_RATE)) // HOP), final=False)
-        if stopping:
+        if self.stopping:
             return
         self._estimate()
         parity = (self.estimate.offset // HOP) % 2 if self.estimate else 0
@@ -349,8 +360,10 @@ class LiveSession:
         if upto - self._pitched >= MIN_NEW_FRAMES and self._n >= 0.1 * MODEL_RATE:
             self._track_pitch(upto, parity)
         self._live = self.live_track()
+        if self.stopping:
+            return
         self._measure_cues()
-        if self.estimate is not None and self.trunks:
+        if self.estimate is not None and self.trunks and not self.stopping:
             self._windows()
 
     def _estimate(self) -> None:
@@ -526,8 +539,9 @@ class LiveSession:
                 if plain or shifts:
                     redo.append((s, f0, plain, shifts))
             jobs = todo + redo
-            if jobs:
-                self._run(trunk, jobs, params, end)
+            if end is None and self.stopping:  # Stop came during this push: `finish` runs them in its batch
+                break
+            if jobs and self._run(trunk, jobs, params, end):
                 self.sequences["push" if end is None else "finish"] += sum(plain + len(k) for _, _, plain, k in jobs)
         self.timings["lstm"] += time.perf_counter() - start
 
@@ -537,8 +551,9 @@ class LiveSession:
     def _max_power(self, trunk: _Trunk) -> float:
         return max((w.params.get("max_power", 0.0) for w in trunk.windows.values()), default=0.0)
 
-    def _run(self, trunk: _Trunk, jobs: list, params: dict, end: int | None) -> None:
-        """The windows' features (plain and note-adjusted copies as needed) through the trunk's LSTM at once."""
+    def _run(self, trunk: _Trunk, jobs: list, params: dict, end: int | None) -> bool:
+        """The windows' features (plain and note-adjusted copies as needed) through the trunk's LSTM at once; False
+        if Stop was pressed meanwhile (nothing is kept: `finish` runs these windows in its own batch)."""
         fx, size = trunk.extractor, trunk.model.config.window_frames
         powers = {s: self._power(trunk, params["first"], s, size, end) for s, *_ in jobs}
         max_power = max(self._max_power(trunk), *(float(p.max()) for p in powers.values()))
@@ -554,8 +569,9 @@ class LiveSession:
                 shifted = fx.shift_harmonics(power, shift, f0, cut=params["cut"], floor=floor)
                 features.append((shifted @ fx.mel_filters).astype(np.float32))
                 slots.append((s, shift))
-        with torch.inference_mode():
-            states = trunk.model.window_states(torch.from_numpy(np.stack(features).astype(np.float32)))
+        states = self._states(trunk.model, torch.from_numpy(np.stack(features).astype(np.float32)), end is None)
+        if states is None:
+            return False
         reach = lambda s: (s + size - 1) * HOP + fx.n_fft // 2  # noqa: E731 - last sample a window reads
         f0s = {s: f0 for s, f0, *_ in jobs}
         for (s, shift), state in zip(slots, states, strict=True):
@@ -566,6 +582,21 @@ class LiveSession:
                 window.plain, window.params = state, used
             else:
                 window.notes[shift] = (state, used | {"cut": params["cut"], "f0": f0s[s], "floor": floor})
+        return True
+
+    def _states(self, model: GE2EModel, features: torch.Tensor, singing: bool) -> torch.Tensor | None:
+        """The windows' LSTM states (`window_states`). While singing the LSTM runs `PIECE_FRAMES` at a time, its
+        state carried, and gives up (None) once Stop is pressed: a push's windows would otherwise hold `finish` up
+        for a whole pass of 160 steps."""
+        with torch.inference_mode():
+            if not singing:
+                return model.window_states(features)
+            state = None
+            for a in range(0, features.shape[1], PIECE_FRAMES):
+                if self.stopping:
+                    return None
+                _, state = model.lstm(features[:, a : a + PIECE_FRAMES], state)
+            return state[0][-1]
 
     # --------------------------------------------------------------------------------------- finishing
 

@@ -49,8 +49,6 @@ class Take:
     last_chunk: float | None = None
     range_test: RangeTest | None = None
     fed_until: float = -1.0
-    stopping: bool = False
-    """Stop was pressed: a chunk still being pushed leaves its encoder windows to `finish`."""
 
     def __post_init__(self) -> None:
         LIVE_TAKES[id(self)] = self
@@ -64,7 +62,7 @@ class Take:
         with self.lock:
             if self.finished or self.session.seconds >= MAX_SECONDS:
                 return None
-            self.update = self.session.push(rate, samples, stopping=self.stopping)
+            self.update = self.session.push(rate, samples)
             self.chunks += 1
             self.last_chunk = time.perf_counter()
             if self.first_chunk is None:
@@ -93,7 +91,9 @@ class Take:
     def finish(self, top: int, weights: dict[str, float], languages: list[str] | None,
                measured_range: MeasuredRange | None) -> Recommendations:  # fmt: skip
         """The songs for the take, with a warning if part of it never arrived."""
-        self.stopping = True  # before the lock: the last chunk, if it holds it, hands its windows to us
+        session = self.session
+        if session is not None:  # before the lock: a chunk being pushed skips what is left of it
+            session.stop()
         with self.lock:
             if self.session is None:
                 raise RuntimeError("This take was dropped.")
