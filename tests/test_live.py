@@ -21,6 +21,21 @@ def recommender(tmp_path_factory) -> Recommender:
     return Recommender.from_pretrained(**paths)
 
 
+def _quarter_chunks(midi: int, n_notes: int, voice: str, seed: int) -> tuple[int, list[np.ndarray]]:
+    """A synthetic take at 16 kHz cut into the page's 0.25 s chunks."""
+    rate = 16000
+    x = sing(scale_melody(midi, n_notes=n_notes, seconds=0.5, seed=seed), VOICES[voice], rate, seed=seed)
+    x = x.astype(np.float32)
+    return rate, [x[i : i + rate // 4] for i in range(0, len(x), rate // 4)]
+
+
+def _assert_same_answer(a, b) -> None:
+    """Two takes of the same audio give the same embeddings and songs."""
+    for name, vector in a.profile.embeddings.items():
+        assert float(vector @ b.profile.embeddings[name]) > 0.9999, name
+    assert [i.song_id for i in a.items] == [i.song_id for i in b.items]
+
+
 def test_streamed_take_equals_batch(recommender):
     rate = 48000
     x = sing(scale_melody(50, n_notes=20, seconds=0.5, seed=2), VOICES["baritone"], rate, seed=2).astype(np.float32)
@@ -65,9 +80,7 @@ def test_finish_runs_only_the_last_windows(recommender):
 def test_chunks_pushed_after_stop_leave_their_windows_to_finish(recommender):
     """Stop pressed while the last chunks are pushed: they are only taken in, and `finish` tracks their pitch and
     runs the windows they complete in its own batch, with the same songs and embeddings as a take pushed in full."""
-    rate = 16000
-    x = sing(scale_melody(48, n_notes=16, seconds=0.5, seed=4), VOICES["tenor"], rate, seed=4).astype(np.float32)
-    chunks = [x[i : i + rate // 4] for i in range(0, len(x), rate // 4)]
+    rate, chunks = _quarter_chunks(48, 16, "tenor", seed=4)
     full, stopped = LiveSession(recommender), LiveSession(recommender)
     for chunk in chunks:
         full.push(rate, chunk)
@@ -76,9 +89,7 @@ def test_chunks_pushed_after_stop_leave_their_windows_to_finish(recommender):
     assert sum(map(len, (t.windows for t in stopped.trunks))) < sum(map(len, (t.windows for t in full.trunks)))
     a, b = full.finish(top=3), stopped.finish(top=3)
     assert stopped.sequences["finish"] > full.sequences["finish"]  # finish did the windows the chunks left
-    for name, vector in a.profile.embeddings.items():
-        assert float(vector @ b.profile.embeddings[name]) > 0.9999, name
-    assert [i.song_id for i in a.items] == [i.song_id for i in b.items]
+    _assert_same_answer(a, b)
 
 
 def test_stop_during_a_push_leaves_the_rest_of_it_to_finish(recommender):
@@ -87,9 +98,7 @@ def test_stop_during_a_push_leaves_the_rest_of_it_to_finish(recommender):
     gives the embeddings and songs of the take pushed in full."""
     import threading
 
-    rate = 16000
-    x = sing(scale_melody(52, n_notes=14, seconds=0.5, seed=6), VOICES["mezzo"], rate, seed=6).astype(np.float32)
-    chunks = [x[i : i + rate // 4] for i in range(0, len(x), rate // 4)]
+    rate, chunks = _quarter_chunks(52, 14, "mezzo", seed=6)
     full, stopped = LiveSession(recommender), LiveSession(recommender)
     for chunk in chunks:
         full.push(rate, chunk)
@@ -113,9 +122,7 @@ def test_stop_during_a_push_leaves_the_rest_of_it_to_finish(recommender):
         stopped.push(rate, chunk)
     assert stopped.sequences["push"] == before
     a, b = full.finish(top=3), stopped.finish(top=3)
-    for name, vector in a.profile.embeddings.items():
-        assert float(vector @ b.profile.embeddings[name]) > 0.9999, name
-    assert [i.song_id for i in a.items] == [i.song_id for i in b.items]
+    _assert_same_answer(a, b)
 
 
 def test_range_and_music_cues_are_measured_while_singing(recommender):
