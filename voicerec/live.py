@@ -34,7 +34,8 @@ What runs as the audio arrives, and why the sum is the batch result:
 What is left for `finish`: the last chunk's frames, the windows above, the octave fix, gathering the range and
 voice type, the mood embedding (TJAE normalises its input over the whole clip: a mood taken with the statistics of
 the first 98 % of a take is at cosine 0.36 from the exact one, so nothing of it can be done early), and the search;
-the mood pass, the range and the music check run beside the LSTM (`embeddings.SIDE_WORK`). A chunk pushed once
+the mood pass starts as soon as the recording is trimmed (beside the final pitch track and then the LSTM), the
+range and the music check run beside the LSTM (`embeddings.SIDE_WORK`). A chunk pushed once
 Stop is pressed (`push(..., stopping=True)`, the page's last chunk) is only taken in: `finish` tracks its pitch and
 runs its windows in one batch with the windows that read the end; a push already running when Stop is pressed
 (`stop()`, from another thread) leaves its remaining stages to `finish` the same way.
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -625,12 +627,14 @@ class LiveSession:
         audio = prepare(self._y[: self._n], MODEL_RATE, clipping_warnings(self._raw_clipped / self._raw_samples),
                         levels)  # fmt: skip
         timings["load"] = time.perf_counter() - start
+        # the mood reads the trimmed recording alone: it runs beside the pitch and the LSTM's last windows
+        mood = SIDE_WORK.submit(self.recommender.embedder.timed_mood, audio.samples, timings) if self.trunks else None
         t = time.perf_counter()
         track = self._final_track(audio)
         timings["pitch"] = time.perf_counter() - t
         known = self._known(audio, track)
-        profile = self.recommender.profile(audio, track, lambda: self._embeddings(audio, track, timings), timings,
-                                           known=known)  # fmt: skip
+        profile = self.recommender.profile(audio, track, lambda: self._embeddings(audio, track, timings, mood),
+                                           timings, known=known)  # fmt: skip
         self.sung_range = profile.range
         if measured_range is not None:
             profile.range = measured_range.apply(profile.range)
@@ -685,11 +689,10 @@ class LiveSession:
         f0[EDGE_FRAMES:tail], conf[EDGE_FRAMES:tail] = self._f0[middle], self._conf[middle]
         return folded_track(x, MODEL_RATE, times, f0, conf)
 
-    def _embeddings(self, audio: VoiceAudio, track: PitchTrack, timings: dict[str, float]) -> dict[str, np.ndarray]:
-        embedder = self.recommender.embedder
-        if not self.trunks:
-            return embedder.embed(audio, track, timings)
-        mood = SIDE_WORK.submit(embedder.timed_mood, audio.samples, timings)  # overlaps the LSTM's pass
+    def _embeddings(self, audio: VoiceAudio, track: PitchTrack, timings: dict[str, float],
+                    mood: Future | None) -> dict[str, np.ndarray]:  # fmt: skip
+        if mood is None:
+            return self.recommender.embedder.embed(audio, track, timings)
         start = time.perf_counter()
         out: dict[str, np.ndarray] = {}
         end = audio.offset + audio.samples.size
