@@ -84,6 +84,19 @@ def test_singers_at_once_keep_their_own_takes(recommender):
     assert ranges["low"]["median"] < 52 < 64 < ranges["high"]["median"]
 
 
+def test_the_chunk_stop_interrupts_shows_nothing_and_its_audio_is_in_the_songs(recommender):
+    """The page's last chunk and its Stop run at once: once Stop is pressed the chunk's view is skipped (it would
+    delay the answer, and could arrive after the songs and cover their keyboard), and its audio is still used."""
+    _, chunk, stop = make_live(recommender)
+    audio = take_audio("tenor", 55, seed=7, seconds=6.0)
+    take, _ = stream(chunk, audio[:-CHUNK])
+    before = take.session.seconds
+    take.session.stop()  # what Stop's handler does first, from another thread, while this chunk is pushed
+    assert chunk((RATE, audio[-CHUNK:]), take) == (take, gr.skip(), gr.skip())
+    assert take.session.seconds == pytest.approx(before + CHUNK / RATE, abs=0.01)
+    assert "Your voice:" in stop(take, 2)[3]
+
+
 def test_stop_without_singing_and_a_new_recording(recommender):
     start, chunk, stop = make_live(recommender)
     with pytest.raises(gr.Error, match="Press Record"):

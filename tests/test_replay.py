@@ -84,3 +84,15 @@ def test_singers_at_once_keep_their_own_takes(streaming_app):
     assert [t.error for t in takes] == [None] * 3
     assert sorted(t.singer for t in takes) == [0, 1, 2]
     assert all(t.answer in ([str(rate)], [str(rate * 3 // 4)]) for t in takes)  # each tab counted its own chunks
+
+
+def test_the_floor_page_answers_a_replayed_take():
+    """The bench's floor for Stop -> answer (EMPTY_LIVE_APP) speaks the page's live protocol, so its figure is the
+    same measurement as the page's, without the analysis."""
+    from voicerec.tools.bench import EMPTY_LIVE_APP, serve_app
+
+    samples = (np.sin(np.arange(48000) / 9.0) * 8000).astype(np.int16)
+    with serve_app({"GRADIO_ANALYTICS_ENABLED": "False"}, empty=EMPTY_LIVE_APP) as (url, _):
+        (take,) = replay(url, samples, 48000)
+    assert take.error is None and take.answer == ["ok"]
+    assert 0 < take.stop_to_answer < 5 and take.files_sent >= 1

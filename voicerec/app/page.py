@@ -257,6 +257,8 @@ def make_live(recommender: Recommender):
         rate, samples = audio
         with singer_errors("a live chunk"):
             update = take.push(int(rate), np.asarray(samples))
+        if take.stopping:  # Stop came during this chunk: its view would only hold up the answer, then cover its keys
+            return take, gr.skip(), gr.skip()
         if update is None:
             limit = f"That is {MAX_SECONDS:.0f} s, all that is used: press Stop for your songs."
             return take, live_view(take.update, [limit], take), gr.skip()

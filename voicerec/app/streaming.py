@@ -54,6 +54,11 @@ class Take:
         LIVE_TAKES[id(self)] = self
 
     @property
+    def stopping(self) -> bool:
+        """Stop is pressed (or the take is over): what a chunk still brings is left to `finish`."""
+        return self.session is None or self.session.stopping or self.session.finished is not None
+
+    @property
     def finished(self) -> bool:
         return self.session is None or self.session.finished is not None
 

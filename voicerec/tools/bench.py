@@ -354,6 +354,20 @@ demo.queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[-1]))
 on this machine, whatever the analysis costs."""
 
 
+EMPTY_LIVE_APP = """
+import sys, gradio as gr
+with gr.Blocks() as demo:
+    mic, take, view, answer = gr.Audio(sources=["microphone"], streaming=True), gr.State(), gr.HTML(), gr.Textbox()
+    mic.start_recording(lambda: None, None, take, api_name="live_start", queue=False)
+    mic.stream(lambda audio, take: ("ok", take), [mic, take], [view, take], api_name="live_chunk", stream_every=0.25,
+               time_limit=60, concurrency_limit=4)
+    mic.stop_recording(lambda take: "ok", take, answer, api_name="live_stop")
+demo.queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[-1]))
+"""
+"""A page with the live events (start, chunks, Stop) that answers each at once: Stop -> answer's floor (the last
+chunk's upload and the stop event's round trip) on this machine, whatever the analysis costs."""
+
+
 @contextlib.contextmanager
 def serve(
     args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT, log: Path | None = None, timeout: float = 300.0
@@ -390,9 +404,10 @@ def serve(
                 proc.wait()
 
 
-def serve_app(env: dict[str, str], empty: bool = False) -> contextlib.AbstractContextManager:
-    """`python app.py` (or, with `empty`, EMPTY_APP) with `env` added to this process's environment."""
-    return serve(["-c", EMPTY_APP] if empty else ["app.py"], os.environ | env)
+def serve_app(env: dict[str, str], empty: str | None = None) -> contextlib.AbstractContextManager:
+    """`python app.py` (or the app whose code is `empty`, such as EMPTY_APP) with `env` added to this process's
+    environment."""
+    return serve(["-c", empty] if empty else ["app.py"], os.environ | env)
 
 
 def client_call(url: str) -> Callable[[Path], object]:
@@ -466,7 +481,7 @@ def http_round_trip(sources: dict[str, str], seconds: float, requests: int) -> p
             latencies = _round_trips(url, path, reference, requests)
             status = Path(f"/proc/{proc.pid}/status").read_text()
             peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
-        with serve_app(env, empty=True) as (url, _):
+        with serve_app(env, empty=EMPTY_APP) as (url, _):
             floors = _round_trips(url, path, reference, requests)
     rows = []
     for name, times in latencies.items():
@@ -558,30 +573,37 @@ def _app_env(sources: dict[str, str]) -> dict[str, str]:
             "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}  # fmt: skip
 
 
-def live_over_http(url: str, seconds: float, singers: tuple[int, ...] = (1, 4), takes: int = 6) -> pd.DataFrame:
+def live_over_http(url: str, seconds: float, singers: tuple[int, ...] = (1, 4), takes: int = 6,
+                   floor_url: str | None = None) -> pd.DataFrame:  # fmt: skip
     """The page's live events at `url` replayed as Chromium streams them (`voicerec.tools.replay`), `takes` takes per
     singer at each number of singers at once (staggered so the stops fall while the others sing): Stop -> answer and
-    the live updates' latency, each beside the reference passes timed before and after the run."""
+    the live updates' latency, each beside the reference passes timed before and after the run; with `floor_url`
+    (EMPTY_LIVE_APP), Stop -> answer there too, the part no analysis can remove."""
     from .replay import replay
 
     take = live_take(seconds)
-    replay(url, take[: 3 * MIC_RATE], MIC_RATE)  # warm-up: the first take pays the app's one-off costs
+    for page in (url, floor_url) if floor_url else (url,):
+        replay(page, take[: 3 * MIC_RATE], MIC_RATE)  # warm-up: the first take pays the app's one-off costs
     columns: dict[str, dict[str, str]] = {}
     for n in singers:
         reference = Reference()
         for _ in range(2):
             reference.run()
         results = replay(url, take, MIC_RATE, singers=n, takes=takes)
+        floors = replay(floor_url, take, MIC_RATE, singers=n, takes=takes) if floor_url else []
         for _ in range(3):
             reference.run()
         stops = np.array([t.stop_to_answer for t in results])
+        floor = np.array([t.stop_to_answer for t in floors])
+        floor_cell = _cell(float(np.nanmedian(floor)), reference) if floor.size else "not measured"
         latencies = np.concatenate([np.array(t.latencies, dtype=float) for t in results] or [np.zeros(0)])
         shown = latencies[np.isfinite(latencies)]
-        errors = [t.error for t in results if t.error]
+        errors = [t.error for t in [*results, *floors] if t.error]
         column = {
             "takes": str(len(results)),
             "Stop -> answer, p50": _cell(float(np.nanmedian(stops)), reference),
             "Stop -> answer, max": _cell(float(np.nanmax(stops)), reference),
+            "Stop -> answer's floor (a page answering at once), p50": floor_cell,
             "live update latency, p50": _cell(float(np.median(shown)), reference) if shown.size else "none",
             "live update latency, p95": _cell(float(np.percentile(shown, 95)), reference) if shown.size else "none",
             "live update latency, max": _cell(float(shown.max()), reference) if shown.size else "none",
@@ -630,8 +652,8 @@ def run(
     emit(f"Live mode in process: a {seconds:.0f} s take pushed into LiveSession in the page's chunks (median of "
          f"{repeats} takes)", markdown(live_in_process(sources, seconds, repeats)))  # fmt: skip
     if app:
-        with serve_app(_app_env(sources)) as (url, _):
-            table = markdown(live_over_http(url, seconds))
+        with serve_app(_app_env(sources)) as (url, _), serve_app({}, empty=EMPTY_LIVE_APP) as (floor, _):
+            table = markdown(live_over_http(url, seconds, floor_url=floor))
         emit(f"Live mode over HTTP: python app.py's live events, a {seconds:.0f} s take streamed as Chromium streams "
              "it (voicerec.tools.replay), Stop pressed at the last chunk", table)  # fmt: skip
     stages, e2e = end_to_end(seconds, repeats, sources)
