@@ -56,7 +56,7 @@ class Take:
     @property
     def stopping(self) -> bool:
         """Stop is pressed (or the take is over): what a chunk still brings is left to `finish`."""
-        return self.session is None or self.session.stopping or self.session.finished is not None
+        return self.finished or self.session.stopping
 
     @property
     def finished(self) -> bool:

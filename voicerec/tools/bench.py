@@ -356,11 +356,12 @@ on this machine, whatever the analysis costs."""
 
 EMPTY_LIVE_APP = """
 import sys, gradio as gr
+from voicerec.app.page import LIVE_CHUNK_SECONDS, LIVE_SINGERS
 with gr.Blocks() as demo:
     mic, take, view, answer = gr.Audio(sources=["microphone"], streaming=True), gr.State(), gr.HTML(), gr.Textbox()
     mic.start_recording(lambda: None, None, take, api_name="live_start", queue=False)
-    mic.stream(lambda audio, take: ("ok", take), [mic, take], [view, take], api_name="live_chunk", stream_every=0.25,
-               time_limit=60, concurrency_limit=4)
+    mic.stream(lambda audio, take: ("ok", take), [mic, take], [view, take], api_name="live_chunk",
+               stream_every=LIVE_CHUNK_SECONDS, time_limit=60, concurrency_limit=LIVE_SINGERS)
     mic.stop_recording(lambda take: "ok", take, answer, api_name="live_stop")
 demo.queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[-1]))
 """
